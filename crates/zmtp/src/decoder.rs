@@ -1,0 +1,399 @@
+//! The fused frame decoder: bytes from the read buffer go straight into the final [`Message`].
+//!
+//! Small frames (up to [`INLINE_CAPACITY`](crate::INLINE_CAPACITY)) are copied once, into the
+//! message's inline storage. Larger frames become a [`Bytes`] handle: a zero-copy slice of the read
+//! buffer when decoding from a [`BytesMut`] ([`Decoder::decode_buf`]), one copy when decoding from a
+//! borrowed slice ([`Decoder::decode_slice`]).
+//!
+//! The decoder never keeps partial frames: it consumes only complete frames and leaves the rest in
+//! the caller's buffer. [`Decoder::bytes_needed`] says how many bytes the next frame needs in total,
+//! after its header has been checked against the limits, so a caller can grow its buffer without
+//! ever trusting an unchecked length. Every limit is checked on the header, before the caller is
+//! asked to hold the body and before anything is allocated.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::ProtocolError;
+use crate::frame::FrameHeader;
+use crate::message::{Frame, INLINE_CAPACITY, Message};
+
+/// Limits on what a peer may send. Checked before any allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest total size of a message (all frames), in bytes. `None`: unlimited (libzmq's
+    /// MAXMSGSIZE default of -1). libzmq checks its MAXMSGSIZE per frame; this is per message, and
+    /// [`max_frame_size`](Self::max_frame_size) is the per-frame limit.
+    pub max_message_size: Option<u64>,
+    /// Largest single frame (data or command), in bytes. `None`: unlimited.
+    pub max_frame_size: Option<u64>,
+    /// Most frames in one message.
+    pub max_parts: usize,
+    /// Largest handshake command (READY and mechanism commands, whose bodies are mostly metadata).
+    pub max_handshake_size: u64,
+}
+
+impl Limits {
+    /// The defaults: no message or frame size limit (as libzmq), at most 65 536 parts per message,
+    /// handshake commands up to 64 KiB.
+    pub const DEFAULT: Self = Self {
+        max_message_size: None,
+        max_frame_size: None,
+        max_parts: 65_536,
+        max_handshake_size: 64 * 1024,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// What the decoder produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// A complete message.
+    Message(Message),
+    /// A command frame body (`name-len name data`), parse with
+    /// [`Command::parse`](crate::Command::parse).
+    Command(Frame),
+}
+
+/// A contiguous input the decoder can take frames from.
+pub(crate) trait Input {
+    fn chunk(&self) -> &[u8];
+    fn skip(&mut self, n: usize);
+    /// Takes the next `n` bytes as `Bytes` (zero-copy where the input allows it).
+    fn take(&mut self, n: usize) -> Bytes;
+}
+
+impl Input for &[u8] {
+    #[inline]
+    fn chunk(&self) -> &[u8] {
+        self
+    }
+
+    #[inline]
+    fn skip(&mut self, n: usize) {
+        *self = &self[n..];
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize) -> Bytes {
+        let (head, tail) = self.split_at(n);
+        *self = tail;
+        Bytes::copy_from_slice(head)
+    }
+}
+
+impl Input for BytesMut {
+    #[inline]
+    fn chunk(&self) -> &[u8] {
+        self
+    }
+
+    #[inline]
+    fn skip(&mut self, n: usize) {
+        bytes::Buf::advance(self, n);
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize) -> Bytes {
+        self.split_to(n).freeze()
+    }
+}
+
+/// Decodes frames after the greeting: data frames assembled into messages, and command frames.
+///
+/// ```
+/// use omq_zmtp::{Decoded, Decoder, Limits, Message};
+///
+/// let mut dec = Decoder::new(Limits::default());
+/// let mut input: &[u8] = b"\x01\x01a\x00\x01b\x00\x01c";
+/// let mut got = Vec::new();
+/// while let Some(Decoded::Message(m)) = dec.decode_slice(&mut input).unwrap() {
+///     got.push(m);
+/// }
+/// assert_eq!(got, [Message::from_iter(["a", "b"]), Message::from("c")]);
+/// assert!(input.is_empty());
+/// ```
+#[derive(Debug)]
+pub struct Decoder {
+    limits: Limits,
+    /// Frames of a message whose last frame has not arrived.
+    parts: Vec<Frame>,
+    /// Total payload size of `parts`.
+    parts_size: u64,
+    /// Bytes the next frame needs in total (header and body), once its header has been read.
+    needed: usize,
+    /// During the handshake only commands are allowed, with the handshake size limit.
+    handshake: bool,
+}
+
+impl Decoder {
+    /// A decoder for an established connection.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            parts: Vec::new(),
+            parts_size: 0,
+            needed: 1,
+            handshake: false,
+        }
+    }
+
+    /// A decoder in handshake mode: data frames are errors, commands are capped at
+    /// [`Limits::max_handshake_size`].
+    pub(crate) fn for_handshake(limits: Limits) -> Self {
+        Self {
+            handshake: true,
+            ..Self::new(limits)
+        }
+    }
+
+    pub(crate) fn set_handshake(&mut self, handshake: bool) {
+        self.handshake = handshake;
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The number of bytes the input must hold, from its start, for the next frame to decode.
+    ///
+    /// Valid after a decode call returned `Ok(None)`: at least the header length before the header
+    /// has arrived, the whole frame (header and body) after. Already checked against the limits.
+    /// With no size limits configured it can be large: grow the buffer as bytes arrive rather than
+    /// reserving it all at once.
+    #[inline]
+    pub fn bytes_needed(&self) -> usize {
+        self.needed
+    }
+
+    /// Whether a multipart message is partly received.
+    pub fn in_message(&self) -> bool {
+        !self.parts.is_empty()
+    }
+
+    /// Decodes the next message or command from `input`, advancing it past what was consumed.
+    /// Large frames are copied out of `input`.
+    #[inline]
+    pub fn decode_slice(&mut self, input: &mut &[u8]) -> Result<Option<Decoded>, ProtocolError> {
+        self.decode(input)
+    }
+
+    /// Decodes the next message or command from the front of `buf`. Large frames are zero-copy
+    /// slices of `buf`'s storage.
+    #[inline]
+    pub fn decode_buf(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, ProtocolError> {
+        self.decode(buf)
+    }
+
+    #[inline]
+    pub(crate) fn decode<I: Input>(
+        &mut self,
+        input: &mut I,
+    ) -> Result<Option<Decoded>, ProtocolError> {
+        loop {
+            let Some((header, frame)) = self.next_frame(input)? else {
+                return Ok(None);
+            };
+            if header.is_command() {
+                return Ok(Some(Decoded::Command(frame)));
+            }
+            if header.more() {
+                self.parts_size += frame.len() as u64;
+                self.parts.push(frame);
+                continue;
+            }
+            if self.parts.is_empty() {
+                return Ok(Some(Decoded::Message(Message::single(frame))));
+            }
+            let mut parts = std::mem::take(&mut self.parts);
+            parts.push(frame);
+            self.parts_size = 0;
+            return Ok(Some(Decoded::Message(Message::from(parts))));
+        }
+    }
+
+    /// Takes one complete frame off `input`, checking every limit on the header first.
+    #[inline]
+    fn next_frame<I: Input>(
+        &mut self,
+        input: &mut I,
+    ) -> Result<Option<(FrameHeader, Frame)>, ProtocolError> {
+        let data = input.chunk();
+        let Some(header) = FrameHeader::parse(data)? else {
+            self.needed = if data.first().is_some_and(|f| f & crate::frame::FLAG_LONG != 0) {
+                crate::frame::LONG_HEADER_LEN
+            } else {
+                crate::frame::SHORT_HEADER_LEN
+            };
+            return Ok(None);
+        };
+        self.check(&header)?;
+        // `check` bounded the length by the limits; without limits it is below 2^63, which may
+        // still not fit in memory, so saturate rather than overflow.
+        let len = usize::try_from(header.len).unwrap_or(usize::MAX);
+        let total = header.header_len.saturating_add(len);
+        if data.len() < total {
+            self.needed = total;
+            return Ok(None);
+        }
+        let frame = if len <= INLINE_CAPACITY {
+            let frame = Frame::copy_from_slice(&data[header.header_len..total]);
+            input.skip(total);
+            frame
+        } else {
+            input.skip(header.header_len);
+            Frame::from_bytes(input.take(len))
+        };
+        self.needed = 1;
+        Ok(Some((header, frame)))
+    }
+
+    #[inline]
+    fn check(&self, h: &FrameHeader) -> Result<(), ProtocolError> {
+        if h.is_command() {
+            if h.more() {
+                return Err(ProtocolError::CommandWithMore);
+            }
+            if self.handshake && h.len > self.limits.max_handshake_size {
+                return Err(ProtocolError::MetadataTooLarge {
+                    size: h.len,
+                    limit: self.limits.max_handshake_size,
+                });
+            }
+        } else {
+            if self.handshake {
+                return Err(ProtocolError::UnexpectedMessage);
+            }
+            if let Some(limit) = self.limits.max_message_size {
+                let size = self.parts_size.saturating_add(h.len);
+                if size > limit {
+                    return Err(ProtocolError::MessageTooLarge { size, limit });
+                }
+            }
+            if h.more() && self.parts.len() + 1 >= self.limits.max_parts {
+                return Err(ProtocolError::TooManyParts {
+                    limit: self.limits.max_parts,
+                });
+            }
+        }
+        if let Some(limit) = self.limits.max_frame_size {
+            if h.len > limit {
+                return Err(ProtocolError::FrameTooLarge { size: h.len, limit });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoder::WriteBuf;
+
+    fn decode_all(dec: &mut Decoder, mut input: &[u8]) -> Vec<Decoded> {
+        let mut out = Vec::new();
+        while let Some(d) = dec.decode_slice(&mut input).unwrap() {
+            out.push(d);
+        }
+        out
+    }
+
+    #[test]
+    fn large_frames_from_bytes_mut_are_zero_copy() {
+        let mut wire = WriteBuf::new();
+        wire.encode_message(&Message::from(vec![5u8; 100_000]));
+        let mut buf = BytesMut::new();
+        wire.drain_into(&mut buf);
+        let base = buf.as_ptr() as usize;
+        let mut dec = Decoder::new(Limits::default());
+        let Some(Decoded::Message(m)) = dec.decode_buf(&mut buf).unwrap() else {
+            panic!()
+        };
+        let payload = m.first().unwrap().as_bytes().unwrap();
+        assert_eq!(payload.as_ptr() as usize, base + crate::frame::LONG_HEADER_LEN);
+        assert_eq!(payload.len(), 100_000);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn commands_may_interleave_with_parts() {
+        // libzmq can put a PING between the frames of a multipart message.
+        let wire = b"\x01\x01a\x04\x07\x04PING\x00\x00\x00\x01b";
+        let mut dec = Decoder::new(Limits::default());
+        let got = decode_all(&mut dec, wire);
+        assert!(matches!(&got[0], Decoded::Command(c) if c.starts_with(b"\x04PING")));
+        assert_eq!(got[1], Decoded::Message(Message::from_iter(["a", "b"])));
+    }
+
+    #[test]
+    fn bytes_needed_reports_checked_frame_length() {
+        let mut dec = Decoder::new(Limits::default());
+        let mut input: &[u8] = &[0x02, 0, 0];
+        assert!(dec.decode_slice(&mut input).unwrap().is_none());
+        assert_eq!(dec.bytes_needed(), 9);
+        let mut input: &[u8] = &[0x00, 200, 1, 2];
+        assert!(dec.decode_slice(&mut input).unwrap().is_none());
+        assert_eq!(dec.bytes_needed(), 202);
+        assert_eq!(input.len(), 4, "nothing consumed");
+    }
+
+    #[test]
+    fn limits_are_checked_on_the_header() {
+        let limits = Limits {
+            max_message_size: Some(10),
+            max_frame_size: Some(8),
+            max_parts: 3,
+            max_handshake_size: 16,
+        };
+        let mut dec = Decoder::new(limits);
+        // A 9-byte frame: only its header is present, and it is already refused.
+        let mut input: &[u8] = &[0x00, 9];
+        assert_eq!(
+            dec.decode_slice(&mut input),
+            Err(ProtocolError::FrameTooLarge { size: 9, limit: 8 })
+        );
+        let mut dec = Decoder::new(limits);
+        let mut input: &[u8] = b"\x01\x06abcdef\x00\x05";
+        assert_eq!(
+            dec.decode_slice(&mut input),
+            Err(ProtocolError::MessageTooLarge { size: 11, limit: 10 })
+        );
+        let mut dec = Decoder::new(limits);
+        let mut input: &[u8] = b"\x01\x00\x01\x00\x01\x00";
+        assert_eq!(
+            dec.decode_slice(&mut input),
+            Err(ProtocolError::TooManyParts { limit: 3 })
+        );
+        let mut dec = Decoder::new(limits);
+        let mut input: &[u8] = b"\x01\x00\x01\x00\x00\x00";
+        assert_eq!(decode_all(&mut dec, input).len(), 1);
+        assert!(dec.decode_slice(&mut input).is_ok());
+        let mut dec = Decoder::for_handshake(limits);
+        let mut input: &[u8] = &[0x04, 17];
+        assert!(matches!(
+            dec.decode_slice(&mut input),
+            Err(ProtocolError::MetadataTooLarge { .. })
+        ));
+        let mut input: &[u8] = &[0x00, 1, 0];
+        assert_eq!(
+            dec.decode_slice(&mut input),
+            Err(ProtocolError::UnexpectedMessage)
+        );
+    }
+
+    #[test]
+    fn command_with_more_is_rejected() {
+        let mut dec = Decoder::new(Limits::default());
+        let mut input: &[u8] = b"\x05\x05\x04PING";
+        assert_eq!(
+            dec.decode_slice(&mut input),
+            Err(ProtocolError::CommandWithMore)
+        );
+    }
+}

@@ -1,0 +1,522 @@
+//! [`Message`] and [`Frame`]: multipart messages with small frames stored inline.
+//!
+//! A [`Frame`] holds up to [`INLINE_CAPACITY`] bytes inside itself and anything larger as a
+//! [`Bytes`]. Small payloads are copied rather than shared: at 8-64 bytes a copy costs less than the
+//! atomic reference count a shared buffer needs. A single-frame [`Message`] is exactly one frame, so
+//! the common small message is one 64-byte value (one cache line) with no allocation at all.
+
+use std::fmt;
+use std::ops::Deref;
+
+use bytes::Bytes;
+
+/// The largest payload a [`Frame`] stores inline, without allocating.
+///
+/// Chosen so that a `Frame` (and a single-frame `Message`) is exactly 64 bytes, one cache line.
+pub const INLINE_CAPACITY: usize = 62;
+
+/// One frame of a message: an immutable byte string.
+///
+/// Payloads up to [`INLINE_CAPACITY`] bytes live inside the value; larger ones are a [`Bytes`]
+/// (cloning shares them). Dereferences to `[u8]`.
+#[derive(Clone)]
+pub struct Frame {
+    repr: FrameRepr,
+}
+
+#[derive(Clone)]
+enum FrameRepr {
+    Inline { len: u8, buf: [u8; INLINE_CAPACITY] },
+    Shared(Bytes),
+}
+
+impl Frame {
+    /// An empty frame.
+    #[inline]
+    pub const fn new() -> Self {
+        Self {
+            repr: FrameRepr::Inline {
+                len: 0,
+                buf: [0; INLINE_CAPACITY],
+            },
+        }
+    }
+
+    /// A frame holding a copy of `data` (inline when it fits, else one allocation).
+    #[inline]
+    pub fn copy_from_slice(data: &[u8]) -> Self {
+        if data.len() <= INLINE_CAPACITY {
+            Self::inline(data)
+        } else {
+            Self {
+                repr: FrameRepr::Shared(Bytes::copy_from_slice(data)),
+            }
+        }
+    }
+
+    /// A frame sharing `bytes` (small payloads are copied inline instead).
+    #[inline]
+    pub fn from_bytes(bytes: Bytes) -> Self {
+        if bytes.len() <= INLINE_CAPACITY {
+            Self::inline(&bytes)
+        } else {
+            Self {
+                repr: FrameRepr::Shared(bytes),
+            }
+        }
+    }
+
+    #[inline]
+    fn inline(data: &[u8]) -> Self {
+        debug_assert!(data.len() <= INLINE_CAPACITY);
+        let mut buf = [0; INLINE_CAPACITY];
+        buf[..data.len()].copy_from_slice(data);
+        Self {
+            repr: FrameRepr::Inline {
+                len: data.len() as u8,
+                buf,
+            },
+        }
+    }
+
+    /// The payload.
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        match &self.repr {
+            FrameRepr::Inline { len, buf } => &buf[..usize::from(*len)],
+            FrameRepr::Shared(b) => b,
+        }
+    }
+
+    /// The payload length in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            FrameRepr::Inline { len, .. } => usize::from(*len),
+            FrameRepr::Shared(b) => b.len(),
+        }
+    }
+
+    /// Whether the payload is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the payload is stored inline (no allocation).
+    #[inline]
+    pub fn is_inline(&self) -> bool {
+        matches!(self.repr, FrameRepr::Inline { .. })
+    }
+
+    /// The payload as shared [`Bytes`], if it is stored that way (large frames).
+    #[inline]
+    pub fn as_bytes(&self) -> Option<&Bytes> {
+        match &self.repr {
+            FrameRepr::Inline { .. } => None,
+            FrameRepr::Shared(b) => Some(b),
+        }
+    }
+
+    /// Converts into [`Bytes`]: free for large frames, one allocation for inline ones.
+    pub fn into_bytes(self) -> Bytes {
+        match self.repr {
+            FrameRepr::Inline { len, buf } => Bytes::copy_from_slice(&buf[..usize::from(len)]),
+            FrameRepr::Shared(b) => b,
+        }
+    }
+}
+
+impl Default for Frame {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Deref for Frame {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl AsRef<[u8]> for Frame {
+    #[inline]
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for Frame {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Frame {}
+
+impl PartialEq<[u8]> for Frame {
+    fn eq(&self, other: &[u8]) -> bool {
+        self.as_slice() == other
+    }
+}
+
+impl PartialEq<&[u8]> for Frame {
+    fn eq(&self, other: &&[u8]) -> bool {
+        self.as_slice() == *other
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_escaped(f, self.as_slice())
+    }
+}
+
+fn write_escaped(f: &mut fmt::Formatter<'_>, data: &[u8]) -> fmt::Result {
+    // Like `Bytes`'s Debug form (b"..."), truncated for long payloads.
+    const MAX: usize = 64;
+    let shown = &data[..data.len().min(MAX)];
+    write!(f, "b\"")?;
+    for &b in shown {
+        match b {
+            b'\\' | b'"' => write!(f, "\\{}", b as char)?,
+            0x20..=0x7e => write!(f, "{}", b as char)?,
+            _ => write!(f, "\\x{b:02x}")?,
+        }
+    }
+    write!(f, "\"")?;
+    if data.len() > MAX {
+        write!(f, "...({} bytes)", data.len())?;
+    }
+    Ok(())
+}
+
+impl From<&[u8]> for Frame {
+    #[inline]
+    fn from(data: &[u8]) -> Self {
+        Self::copy_from_slice(data)
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for Frame {
+    #[inline]
+    fn from(data: &[u8; N]) -> Self {
+        Self::copy_from_slice(data)
+    }
+}
+
+impl From<&str> for Frame {
+    #[inline]
+    fn from(data: &str) -> Self {
+        Self::copy_from_slice(data.as_bytes())
+    }
+}
+
+impl From<Vec<u8>> for Frame {
+    #[inline]
+    fn from(data: Vec<u8>) -> Self {
+        if data.len() <= INLINE_CAPACITY {
+            Self::inline(&data)
+        } else {
+            Self {
+                repr: FrameRepr::Shared(Bytes::from(data)),
+            }
+        }
+    }
+}
+
+impl From<String> for Frame {
+    #[inline]
+    fn from(data: String) -> Self {
+        Self::from(data.into_bytes())
+    }
+}
+
+impl From<Bytes> for Frame {
+    #[inline]
+    fn from(data: Bytes) -> Self {
+        Self::from_bytes(data)
+    }
+}
+
+/// A ZeroMQ message: one or more frames, delivered atomically.
+///
+/// A single-frame message is stored as one [`Frame`] (inline when small, so a small message is a
+/// 64-byte value with no allocation); multipart messages keep their frames in a `Vec`. Build one
+/// with `From` (`&[u8]`, `Vec<u8>`, `Bytes`, `&str`, `String`, [`Frame`], `Vec<Frame>`), with
+/// [`push`](Self::push), or by collecting frames.
+///
+/// ```
+/// use omq_zmtp::Message;
+///
+/// let mut msg = Message::from("header");
+/// msg.push("body");
+/// assert_eq!(msg.len(), 2);
+/// let parts: Vec<&[u8]> = msg.iter().map(|f| &f[..]).collect();
+/// assert_eq!(parts, [&b"header"[..], &b"body"[..]]);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Message {
+    repr: MessageRepr,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum MessageRepr {
+    One(Frame),
+    Many(Vec<Frame>),
+}
+
+impl Message {
+    /// A message with no frames yet (add them with [`push`](Self::push)).
+    #[inline]
+    pub const fn new() -> Self {
+        Self {
+            repr: MessageRepr::Many(Vec::new()),
+        }
+    }
+
+    /// A message with one frame.
+    #[inline]
+    pub const fn single(frame: Frame) -> Self {
+        Self {
+            repr: MessageRepr::One(frame),
+        }
+    }
+
+    /// Appends a frame.
+    pub fn push(&mut self, frame: impl Into<Frame>) {
+        let frame = frame.into();
+        match &mut self.repr {
+            MessageRepr::Many(frames) if frames.is_empty() => {
+                self.repr = MessageRepr::One(frame);
+            }
+            MessageRepr::Many(frames) => frames.push(frame),
+            MessageRepr::One(_) => {
+                let MessageRepr::One(first) = std::mem::replace(&mut self.repr, Self::new().repr)
+                else {
+                    unreachable!()
+                };
+                self.repr = MessageRepr::Many(vec![first, frame]);
+            }
+        }
+    }
+
+    /// Inserts a frame in front of the others (a routing id or an envelope delimiter).
+    pub fn push_front(&mut self, frame: impl Into<Frame>) {
+        let frame = frame.into();
+        match &mut self.repr {
+            MessageRepr::Many(frames) if frames.is_empty() => {
+                self.repr = MessageRepr::One(frame);
+            }
+            MessageRepr::Many(frames) => frames.insert(0, frame),
+            MessageRepr::One(_) => {
+                let MessageRepr::One(first) = std::mem::replace(&mut self.repr, Self::new().repr)
+                else {
+                    unreachable!()
+                };
+                self.repr = MessageRepr::Many(vec![frame, first]);
+            }
+        }
+    }
+
+    /// Removes and returns the first frame.
+    pub fn pop_front(&mut self) -> Option<Frame> {
+        match &mut self.repr {
+            MessageRepr::Many(frames) if frames.is_empty() => None,
+            MessageRepr::Many(frames) => Some(frames.remove(0)),
+            MessageRepr::One(_) => {
+                let MessageRepr::One(first) = std::mem::replace(&mut self.repr, Self::new().repr)
+                else {
+                    unreachable!()
+                };
+                Some(first)
+            }
+        }
+    }
+
+    /// The frames, in order.
+    #[inline]
+    pub fn frames(&self) -> &[Frame] {
+        match &self.repr {
+            MessageRepr::One(f) => std::slice::from_ref(f),
+            MessageRepr::Many(frames) => frames,
+        }
+    }
+
+    /// Iterates over the frames.
+    #[inline]
+    pub fn iter(&self) -> std::slice::Iter<'_, Frame> {
+        self.frames().iter()
+    }
+
+    /// The number of frames.
+    #[inline]
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            MessageRepr::One(_) => 1,
+            MessageRepr::Many(frames) => frames.len(),
+        }
+    }
+
+    /// Whether the message has no frames.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the message has more than one frame.
+    #[inline]
+    pub fn is_multipart(&self) -> bool {
+        self.len() > 1
+    }
+
+    /// The total payload size of all frames, in bytes.
+    pub fn size(&self) -> usize {
+        self.iter().map(Frame::len).sum()
+    }
+
+    /// The first frame, if any.
+    #[inline]
+    pub fn first(&self) -> Option<&Frame> {
+        self.frames().first()
+    }
+
+    /// The last frame, if any.
+    #[inline]
+    pub fn last(&self) -> Option<&Frame> {
+        self.frames().last()
+    }
+
+    /// Takes the frames out as a `Vec`.
+    pub fn into_frames(self) -> Vec<Frame> {
+        match self.repr {
+            MessageRepr::One(f) => vec![f],
+            MessageRepr::Many(frames) => frames,
+        }
+    }
+}
+
+impl Default for Message {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a Message {
+    type Item = &'a Frame;
+    type IntoIter = std::slice::Iter<'a, Frame>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl IntoIterator for Message {
+    type Item = Frame;
+    type IntoIter = std::vec::IntoIter<Frame>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_frames().into_iter()
+    }
+}
+
+impl<F: Into<Frame>> FromIterator<F> for Message {
+    fn from_iter<I: IntoIterator<Item = F>>(iter: I) -> Self {
+        let frames: Vec<Frame> = iter.into_iter().map(Into::into).collect();
+        Self::from(frames)
+    }
+}
+
+impl From<Frame> for Message {
+    #[inline]
+    fn from(frame: Frame) -> Self {
+        Self::single(frame)
+    }
+}
+
+impl From<Vec<Frame>> for Message {
+    fn from(mut frames: Vec<Frame>) -> Self {
+        if frames.len() == 1 {
+            Self::single(frames.pop().expect("one frame"))
+        } else {
+            Self {
+                repr: MessageRepr::Many(frames),
+            }
+        }
+    }
+}
+
+macro_rules! message_from_frame_source {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Message {
+            #[inline]
+            fn from(data: $t) -> Self {
+                Self::single(Frame::from(data))
+            }
+        }
+    )*};
+}
+
+message_from_frame_source!(&[u8], &str, Vec<u8>, String, Bytes);
+
+impl<const N: usize> From<&[u8; N]> for Message {
+    #[inline]
+    fn from(data: &[u8; N]) -> Self {
+        Self::single(Frame::from(data))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_message_is_one_cache_line() {
+        assert_eq!(size_of::<Frame>(), 64);
+        assert_eq!(size_of::<Message>(), 64);
+    }
+
+    #[test]
+    fn conversions_pick_inline_or_shared() {
+        let small = Frame::from(&[7u8; INLINE_CAPACITY][..]);
+        assert!(small.is_inline());
+        let large = Frame::from(vec![7u8; INLINE_CAPACITY + 1]);
+        assert!(!large.is_inline());
+        assert_eq!(large.len(), INLINE_CAPACITY + 1);
+        let b = Bytes::from(vec![1u8; 1000]);
+        let shared = Frame::from(b.clone());
+        assert_eq!(shared.as_bytes().map(|s| s.as_ptr()), Some(b.as_ptr()));
+        assert_eq!(Frame::from("hi"), Frame::from(b"hi".to_vec()));
+        assert_eq!(Frame::from(String::from("x")).into_bytes(), Bytes::from("x"));
+    }
+
+    #[test]
+    fn multipart_building() {
+        let mut m = Message::new();
+        assert!(m.is_empty());
+        m.push("b");
+        assert_eq!(m.len(), 1);
+        m.push("c");
+        m.push_front("a");
+        assert_eq!(m.size(), 3);
+        let parts: Vec<_> = m.iter().map(|f| f.to_vec()).collect();
+        assert_eq!(parts, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        assert_eq!(m.pop_front().unwrap(), Frame::from("a"));
+        let collected: Message = ["b", "c"].into_iter().collect();
+        assert_eq!(collected, m);
+        let mut one = Message::from("x");
+        assert_eq!(one.pop_front().unwrap(), Frame::from("x"));
+        assert!(one.is_empty());
+        one.push_front("y");
+        assert_eq!(one.frames(), &[Frame::from("y")]);
+    }
+}
