@@ -103,9 +103,11 @@ impl Command {
             },
             b"JOIN" | b"LEAVE" => {
                 if data.len() > MAX_GROUP_LEN {
-                    return Err(ProtocolError::MalformedCommandBody(
-                        if name == b"JOIN" { "JOIN" } else { "LEAVE" },
-                    ));
+                    return Err(ProtocolError::MalformedCommandBody(if name == b"JOIN" {
+                        "JOIN"
+                    } else {
+                        "LEAVE"
+                    }));
                 }
                 if name == b"JOIN" {
                     Self::Join(copy(data))
@@ -251,7 +253,10 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         assert_eq!(Command::parse(b""), Err(ProtocolError::MalformedCommand));
-        assert_eq!(Command::parse(b"\x05REA"), Err(ProtocolError::MalformedCommand));
+        assert_eq!(
+            Command::parse(b"\x05REA"),
+            Err(ProtocolError::MalformedCommand)
+        );
         assert!(Command::parse(b"\x05ERROR\x05ab").is_err());
         assert!(Command::parse(b"\x05ERROR").is_err());
         assert!(Command::parse(b"\x04PING\x00").is_err());

@@ -330,10 +330,9 @@ impl Connection {
         }
         if due(self.next_ping) {
             let ivl = self.config.heartbeat_interval.unwrap_or_default();
-            let ttl = self
-                .config
-                .heartbeat_ttl
-                .map_or(0, |t| u16::try_from(t.as_millis() / 100).unwrap_or(u16::MAX));
+            let ttl = self.config.heartbeat_ttl.map_or(0, |t| {
+                u16::try_from(t.as_millis() / 100).unwrap_or(u16::MAX)
+            });
             Command::Ping {
                 ttl,
                 context: Bytes::new(),
@@ -379,7 +378,10 @@ impl Connection {
         out: &mut WriteBuf,
     ) -> Result<(), UsageError> {
         self.check_ready()?;
-        let v30 = self.peer.as_ref().is_some_and(|p| p.version == Version::V3_0);
+        let v30 = self
+            .peer
+            .as_ref()
+            .is_some_and(|p| p.version == Version::V3_0);
         if v30 {
             let mut body = Vec::with_capacity(1 + topic.len());
             body.push(u8::from(subscribe));

@@ -226,7 +226,10 @@ impl Decoder {
     ) -> Result<Option<(FrameHeader, Frame)>, ProtocolError> {
         let data = input.chunk();
         let Some(header) = FrameHeader::parse(data)? else {
-            self.needed = if data.first().is_some_and(|f| f & crate::frame::FLAG_LONG != 0) {
+            self.needed = if data
+                .first()
+                .is_some_and(|f| f & crate::frame::FLAG_LONG != 0)
+            {
                 crate::frame::LONG_HEADER_LEN
             } else {
                 crate::frame::SHORT_HEADER_LEN
@@ -316,7 +319,10 @@ mod tests {
             panic!()
         };
         let payload = m.first().unwrap().as_bytes().unwrap();
-        assert_eq!(payload.as_ptr() as usize, base + crate::frame::LONG_HEADER_LEN);
+        assert_eq!(
+            payload.as_ptr() as usize,
+            base + crate::frame::LONG_HEADER_LEN
+        );
         assert_eq!(payload.len(), 100_000);
         assert!(buf.is_empty());
     }
@@ -362,7 +368,10 @@ mod tests {
         let mut input: &[u8] = b"\x01\x06abcdef\x00\x05";
         assert_eq!(
             dec.decode_slice(&mut input),
-            Err(ProtocolError::MessageTooLarge { size: 11, limit: 10 })
+            Err(ProtocolError::MessageTooLarge {
+                size: 11,
+                limit: 10
+            })
         );
         let mut dec = Decoder::new(limits);
         let mut input: &[u8] = b"\x01\x00\x01\x00\x01\x00";

@@ -260,7 +260,10 @@ mod tests {
         let mut iov = [IoSlice::new(&[]); 8];
         let n = out.chunks_vectored(&mut iov);
         assert_eq!(n, 3);
-        assert_eq!(&iov[0][..], b"\x00\x01x\x02\x00\x00\x00\x00\x00\x00\x01\x2c");
+        assert_eq!(
+            &iov[0][..],
+            b"\x00\x01x\x02\x00\x00\x00\x00\x00\x00\x01\x2c"
+        );
         assert_eq!(
             iov[1].as_ptr(),
             payload.first().unwrap().as_bytes().unwrap().as_ptr()
@@ -274,7 +277,11 @@ mod tests {
         out.set_zero_copy_threshold(64);
         let mut expected = Vec::new();
         for i in 0..20 {
-            let m = if i % 3 == 0 { big(70 + i) } else { Message::from(vec![i as u8; i]) };
+            let m = if i % 3 == 0 {
+                big(70 + i)
+            } else {
+                Message::from(vec![i as u8; i])
+            };
             out.encode_message(&m);
             let mut plain = WriteBuf::new();
             plain.set_zero_copy_threshold(usize::MAX);

@@ -145,7 +145,9 @@ mod tests {
 
     #[test]
     fn reserved_bits_are_kept_but_ignored() {
-        let h = FrameHeader::parse(&[0xF8 | FLAG_COMMAND, 0]).unwrap().unwrap();
+        let h = FrameHeader::parse(&[0xF8 | FLAG_COMMAND, 0])
+            .unwrap()
+            .unwrap();
         assert!(h.is_command());
         assert!(!h.more());
     }

@@ -496,7 +496,10 @@ mod tests {
         let shared = Frame::from(b.clone());
         assert_eq!(shared.as_bytes().map(|s| s.as_ptr()), Some(b.as_ptr()));
         assert_eq!(Frame::from("hi"), Frame::from(b"hi".to_vec()));
-        assert_eq!(Frame::from(String::from("x")).into_bytes(), Bytes::from("x"));
+        assert_eq!(
+            Frame::from(String::from("x")).into_bytes(),
+            Bytes::from("x")
+        );
     }
 
     #[test]

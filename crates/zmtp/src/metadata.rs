@@ -111,7 +111,9 @@ impl Metadata {
             let (len, rest) = rest.split_at(4);
             let value_len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
             if value_len > MAX_VALUE_LEN {
-                return Err(ProtocolError::MalformedMetadata("value length above 2^31 - 1"));
+                return Err(ProtocolError::MalformedMetadata(
+                    "value length above 2^31 - 1",
+                ));
             }
             if rest.len() < value_len {
                 return Err(ProtocolError::MalformedMetadata(

@@ -102,7 +102,9 @@ impl SocketType {
 
     /// Parses a `Socket-Type` property value. Like libzmq, the comparison is exact (upper case).
     pub fn from_name(name: &[u8]) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str().as_bytes() == name)
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().as_bytes() == name)
     }
 
     /// Whether this is one of the draft socket types.
