@@ -1,1 +1,130 @@
-fn main() {}
+//! Encode and decode throughput of the codec, per message, at 8 B, 128 B, 1 KiB and 64 KiB, single
+//! and three-part. Run with `cargo bench -p omq-zmtp`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use omq_zmtp::{Config, Connection, Decoded, Decoder, Limits, Message, SocketType, WriteBuf};
+
+const BATCH: usize = 1000;
+const SIZES: [usize; 4] = [8, 128, 1024, 64 * 1024];
+
+/// An established PUSH/PULL pair.
+fn pair() -> (Connection, Connection) {
+    let now = Instant::now();
+    let mut push = Connection::new(Config::new(SocketType::Push), now).unwrap();
+    let mut pull = Connection::new(Config::new(SocketType::Pull), now).unwrap();
+    let mut wire = WriteBuf::new();
+    while !(push.is_established() && pull.is_established()) {
+        push.poll_transmit(&mut wire);
+        let n = pull.handle_input(now, wire.chunk()).unwrap();
+        wire.advance(n);
+        pull.poll_transmit(&mut wire);
+        let n = push.handle_input(now, wire.chunk()).unwrap();
+        wire.advance(n);
+    }
+    while pull.poll_event().is_some() {}
+    while push.poll_event().is_some() {}
+    (push, pull)
+}
+
+fn message(size: usize, parts: usize) -> Message {
+    (0..parts).map(|_| vec![0xA5u8; size]).collect()
+}
+
+fn label(size: usize, parts: usize) -> String {
+    let s = if size >= 1024 {
+        format!("{}KiB", size / 1024)
+    } else {
+        format!("{size}B")
+    };
+    if parts == 1 {
+        s
+    } else {
+        format!("{s}x{parts}")
+    }
+}
+
+fn encode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("encode");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for size in SIZES {
+        for parts in [1, 3] {
+            let (mut push, _) = pair();
+            let msgs: Vec<Message> = (0..BATCH).map(|_| message(size, parts)).collect();
+            let mut out = WriteBuf::with_capacity(BATCH * (size + 9) * parts);
+            g.bench_function(label(size, parts), |b| {
+                b.iter(|| {
+                    out.clear();
+                    for m in &msgs {
+                        push.send(m, &mut out).unwrap();
+                    }
+                    black_box(out.len());
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn wire(size: usize, parts: usize) -> Vec<u8> {
+    let (mut push, _) = pair();
+    let mut out = WriteBuf::new();
+    let m = message(size, parts);
+    for _ in 0..BATCH {
+        push.send(&m, &mut out).unwrap();
+    }
+    let mut v = Vec::new();
+    out.drain_into(&mut v);
+    v
+}
+
+fn decode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for size in SIZES {
+        for parts in [1, 3] {
+            let bytes = wire(size, parts);
+            // Through the whole connection, from a borrowed slice (large frames copied once).
+            let (_, mut pull) = pair();
+            g.bench_function(format!("connection/{}", label(size, parts)), |b| {
+                b.iter(|| {
+                    let n = pull.handle_input(Instant::now(), &bytes).unwrap();
+                    assert_eq!(n, bytes.len());
+                    let mut count = 0;
+                    while let Some(e) = pull.poll_event() {
+                        black_box(&e);
+                        count += 1;
+                    }
+                    assert_eq!(count, BATCH);
+                })
+            });
+            // The frame decoder alone, from a BytesMut read buffer (large frames zero-copy). The
+            // buffer is filled outside the timed part.
+            g.bench_function(format!("read_buf/{}", label(size, parts)), |b| {
+                let mut dec = Decoder::new(Limits::default());
+                b.iter_batched_ref(
+                    || BytesMut::from(&bytes[..]),
+                    |buf| {
+                        let mut count = 0;
+                        while let Some(d) = dec.decode_buf(buf).unwrap() {
+                            let Decoded::Message(m) = d else {
+                                unreachable!()
+                            };
+                            black_box(m);
+                            count += 1;
+                        }
+                        assert_eq!(count, BATCH);
+                    },
+                    BatchSize::LargeInput,
+                )
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, encode, decode);
+criterion_main!(benches);

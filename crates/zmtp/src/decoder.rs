@@ -14,7 +14,7 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::error::ProtocolError;
-use crate::frame::FrameHeader;
+use crate::frame::{FLAG_COMMAND, FLAG_LONG, FLAG_MORE, FrameHeader};
 use crate::message::{Frame, INLINE_CAPACITY, Message};
 
 /// Limits on what a peer may send. Checked before any allocation.
@@ -129,31 +129,39 @@ pub struct Decoder {
     needed: usize,
     /// During the handshake only commands are allowed, with the handshake size limit.
     handshake: bool,
+    /// Outside the handshake, no limit can refuse a frame of up to `INLINE_CAPACITY` bytes
+    /// starting a message.
+    small_frames_fit: bool,
 }
 
 impl Decoder {
     /// A decoder for an established connection.
     pub fn new(limits: Limits) -> Self {
-        Self {
+        let mut dec = Self {
             limits,
             parts: Vec::new(),
             parts_size: 0,
             needed: 1,
             handshake: false,
-        }
+            small_frames_fit: false,
+        };
+        dec.set_handshake(false);
+        dec
     }
 
     /// A decoder in handshake mode: data frames are errors, commands are capped at
     /// [`Limits::max_handshake_size`].
     pub(crate) fn for_handshake(limits: Limits) -> Self {
-        Self {
-            handshake: true,
-            ..Self::new(limits)
-        }
+        let mut dec = Self::new(limits);
+        dec.set_handshake(true);
+        dec
     }
 
     pub(crate) fn set_handshake(&mut self, handshake: bool) {
         self.handshake = handshake;
+        let fits = |limit: Option<u64>| limit.is_none_or(|l| l >= INLINE_CAPACITY as u64);
+        self.small_frames_fit =
+            !handshake && fits(self.limits.max_message_size) && fits(self.limits.max_frame_size);
     }
 
     /// The limits in force.
@@ -196,6 +204,29 @@ impl Decoder {
         &mut self,
         input: &mut I,
     ) -> Result<Option<Decoded>, ProtocolError> {
+        // Fast path: a complete single-frame message of at most INLINE_CAPACITY bytes, when no
+        // limit can refuse a frame that small.
+        if self.small_frames_fit && self.parts.is_empty() {
+            let data = input.chunk();
+            if let Some(&[flags, len]) = data.first_chunk::<2>() {
+                let len = usize::from(len);
+                if flags & (FLAG_MORE | FLAG_LONG | FLAG_COMMAND) == 0 && len <= INLINE_CAPACITY {
+                    let frame = match data.get(2..2 + INLINE_CAPACITY) {
+                        Some(window) => Frame::inline_from_window(
+                            window.try_into().expect("window length"),
+                            len,
+                        ),
+                        None if data.len() >= 2 + len => Frame::copy_from_slice(&data[2..2 + len]),
+                        None => {
+                            self.needed = 2 + len;
+                            return Ok(None);
+                        }
+                    };
+                    input.skip(2 + len);
+                    return Ok(Some(Decoded::Message(Message::single(frame))));
+                }
+            }
+        }
         loop {
             let Some((header, frame)) = self.next_frame(input)? else {
                 return Ok(None);
@@ -246,7 +277,13 @@ impl Decoder {
             return Ok(None);
         }
         let frame = if len <= INLINE_CAPACITY {
-            let frame = Frame::copy_from_slice(&data[header.header_len..total]);
+            let body = header.header_len;
+            let frame = match data.get(body..body + INLINE_CAPACITY) {
+                Some(window) => {
+                    Frame::inline_from_window(window.try_into().expect("window length"), len)
+                }
+                None => Frame::copy_from_slice(&data[body..total]),
+            };
             input.skip(total);
             frame
         } else {

@@ -79,6 +79,20 @@ impl Frame {
         }
     }
 
+    /// An inline frame holding `window[..len]`, where `window` is exactly [`INLINE_CAPACITY`]
+    /// bytes. Copying a fixed-size window compiles to a few vector moves instead of a zeroing
+    /// plus a variable-length `memcpy`; the bytes past `len` are never exposed.
+    #[inline]
+    pub(crate) fn inline_from_window(window: &[u8; INLINE_CAPACITY], len: usize) -> Self {
+        debug_assert!(len <= INLINE_CAPACITY);
+        Self {
+            repr: FrameRepr::Inline {
+                len: len as u8,
+                buf: *window,
+            },
+        }
+    }
+
     /// The payload.
     #[inline]
     pub fn as_slice(&self) -> &[u8] {
