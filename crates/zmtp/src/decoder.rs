@@ -259,7 +259,7 @@ impl Decoder {
         let Some(header) = FrameHeader::parse(data)? else {
             self.needed = if data
                 .first()
-                .is_some_and(|f| f & crate::frame::FLAG_LONG != 0)
+                .is_some_and(|f| f & FLAG_LONG != 0)
             {
                 crate::frame::LONG_HEADER_LEN
             } else {
