@@ -1,1 +1,138 @@
-fn main() {}
+//! Project automation: `cargo xtask <command>`.
+//!
+//! - `ci`: everything CI checks, in CI's order (format, clippy, tests, docs, fuzz build and smoke).
+//! - `fuzz [--smoke] [--seconds N] [TARGET...]`: runs fuzz targets (all by default) on the stable
+//!   toolchain without a sanitizer; `--smoke` runs each briefly. Uses a nightly toolchain with
+//!   AddressSanitizer instead when one is installed and `--asan` is given.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Every fuzz target and the seed folder it starts from.
+const FUZZ_TARGETS: &[(&str, &str)] = &[
+    ("greeting", "greeting"),
+    ("frames", "frames"),
+    ("connection_server", "connection"),
+    ("connection_client", "connection"),
+];
+
+/// The command the README gives for running the tests.
+const TEST_COMMAND: &[&str] = &["test", "--workspace", "--all-targets"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("fuzz") => fuzz(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask ci | fuzz [--smoke] [--seconds N] [--asan] [TARGET...]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("+ {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn ci() -> Result<(), String> {
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().args(TEST_COMMAND))?;
+    // Doc tests are not part of --all-targets.
+    run(cargo().args(["test", "--workspace", "--doc"]))?;
+    run(cargo()
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings"))?;
+    fuzz(&["--smoke".into()])
+}
+
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let mut seconds = 60u32;
+    let mut asan = false;
+    let mut targets = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--smoke" => seconds = 10,
+            "--asan" => asan = true,
+            "--seconds" => {
+                seconds = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("--seconds needs a number")?;
+            }
+            name => {
+                let known = FUZZ_TARGETS.iter().find(|(t, _)| *t == name);
+                targets.push(*known.ok_or_else(|| format!("unknown fuzz target {name}"))?);
+            }
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    let fuzz_dir = root().join("fuzz");
+    let toolchain: &[&str] = if asan { &["+nightly"] } else { &[] };
+    let sanitizer: &[&str] = if asan { &[] } else { &["-s", "none"] };
+    run(cargo()
+        .current_dir(&fuzz_dir)
+        .args(toolchain)
+        .args(["fuzz", "build"])
+        .args(sanitizer))?;
+    for (target, seeds) in targets {
+        let corpus = fuzz_dir.join("corpus").join(target);
+        std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+        run(cargo()
+            .current_dir(&fuzz_dir)
+            .args(toolchain)
+            .args(["fuzz", "run"])
+            .args(sanitizer)
+            .arg(target)
+            .arg(&corpus)
+            .arg(fuzz_dir.join("seeds").join(seeds))
+            .args([
+                "--",
+                "-dict=zmtp.dict",
+                "-max_len=300000",
+                "-rss_limit_mb=1024",
+                &format!("-max_total_time={seconds}"),
+            ]))?;
+    }
+    Ok(())
+}

@@ -257,10 +257,7 @@ impl Decoder {
     ) -> Result<Option<(FrameHeader, Frame)>, ProtocolError> {
         let data = input.chunk();
         let Some(header) = FrameHeader::parse(data)? else {
-            self.needed = if data
-                .first()
-                .is_some_and(|f| f & FLAG_LONG != 0)
-            {
+            self.needed = if data.first().is_some_and(|f| f & FLAG_LONG != 0) {
                 crate::frame::LONG_HEADER_LEN
             } else {
                 crate::frame::SHORT_HEADER_LEN

@@ -77,3 +77,8 @@ pub use mechanism::Mechanism;
 pub use message::{Frame, INLINE_CAPACITY, Message};
 pub use metadata::Metadata;
 pub use socket_type::SocketType;
+
+/// The workspace README's examples, compiled and run as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,9 @@
+//! A whole connection in the client role fed arbitrary bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../src/connection.rs"]
+mod connection;
+
+fuzz_target!(|data: &[u8]| connection::run(data, false));
