@@ -1,9 +1,11 @@
 //! Project automation: `cargo xtask <command>`.
 //!
 //! - `ci`: everything CI checks, in CI's order (format, clippy, tests, docs, fuzz build and smoke).
-//! - `fuzz [--smoke] [--seconds N] [TARGET...]`: runs fuzz targets (all by default) on the stable
-//!   toolchain without a sanitizer; `--smoke` runs each briefly. Uses a nightly toolchain with
-//!   AddressSanitizer instead when one is installed and `--asan` is given.
+//! - `fuzz [--smoke] [--seconds N] [--asan | --no-asan] [TARGET...]`: runs fuzz targets (all by
+//!   default); `--smoke` runs each for 10 s. When a nightly toolchain is installed the targets are
+//!   built with AddressSanitizer on it; otherwise (or with `--no-asan`, or if that build fails) on
+//!   the stable toolchain without a sanitizer, which still catches panics. `--asan` insists on
+//!   nightly.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -26,7 +28,9 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask ci | fuzz [--smoke] [--seconds N] [--asan] [TARGET...]");
+            eprintln!(
+                "usage: cargo xtask ci | fuzz [--smoke] [--seconds N] [--asan | --no-asan] [TARGET...]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -85,13 +89,14 @@ fn ci() -> Result<(), String> {
 
 fn fuzz(args: &[String]) -> Result<(), String> {
     let mut seconds = 60u32;
-    let mut asan = false;
+    let mut asan = None;
     let mut targets = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--smoke" => seconds = 10,
-            "--asan" => asan = true,
+            "--asan" => asan = Some(true),
+            "--no-asan" => asan = Some(false),
             "--seconds" => {
                 seconds = it
                     .next()
@@ -108,21 +113,25 @@ fn fuzz(args: &[String]) -> Result<(), String> {
         targets = FUZZ_TARGETS.to_vec();
     }
     let fuzz_dir = root().join("fuzz");
-    let toolchain: &[&str] = if asan { &["+nightly"] } else { &[] };
-    let sanitizer: &[&str] = if asan { &[] } else { &["-s", "none"] };
-    run(cargo()
-        .current_dir(&fuzz_dir)
-        .args(toolchain)
-        .args(["fuzz", "build"])
-        .args(sanitizer))?;
+    let build = |asan: bool| run(&mut cargo_fuzz(asan, "build", &fuzz_dir));
+    let asan = match asan {
+        Some(true) => build(true).map(|()| true)?,
+        Some(false) => build(false).map(|()| false)?,
+        None if nightly_available() => match build(true) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!(
+                    "xtask: nightly ASan build failed ({e}); using stable without a sanitizer"
+                );
+                build(false).map(|()| false)?
+            }
+        },
+        None => build(false).map(|()| false)?,
+    };
     for (target, seeds) in targets {
         let corpus = fuzz_dir.join("corpus").join(target);
         std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
-        run(cargo()
-            .current_dir(&fuzz_dir)
-            .args(toolchain)
-            .args(["fuzz", "run"])
-            .args(sanitizer)
+        run(cargo_fuzz(asan, "run", &fuzz_dir)
             .arg(target)
             .arg(&corpus)
             .arg(fuzz_dir.join("seeds").join(seeds))
@@ -135,4 +144,28 @@ fn fuzz(args: &[String]) -> Result<(), String> {
             ]))?;
     }
     Ok(())
+}
+
+/// `cargo fuzz <sub>`: on nightly with its default sanitizer (ASan), or on stable with none.
+fn cargo_fuzz(asan: bool, sub: &str, dir: &Path) -> Command {
+    let mut cmd = if asan {
+        // `cargo` here is the toolchain's own binary, which does not understand `+nightly`.
+        let mut c = Command::new("rustup");
+        c.args(["run", "nightly", "cargo"]);
+        c
+    } else {
+        cargo()
+    };
+    cmd.current_dir(dir).args(["fuzz", sub]);
+    if !asan {
+        cmd.args(["-s", "none"]);
+    }
+    cmd
+}
+
+fn nightly_available() -> bool {
+    Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }

@@ -101,7 +101,7 @@ pub enum ProtocolError {
     /// A metadata block does not follow the property grammar.
     #[error("malformed metadata: {0}")]
     MalformedMetadata(&'static str),
-    /// The peer's `Identity` property is longer than 255 bytes or starts with a zero byte.
+    /// The peer's `Identity` property is longer than 255 bytes.
     #[error("invalid identity property")]
     InvalidIdentity,
     /// The peer's socket type may not talk to ours.
