@@ -1,0 +1,817 @@
+//! yring: a bounded single-producer single-consumer ring that moves items in batches.
+//!
+//! The producer pushes items privately and makes them visible with one [`publish`]; the consumer
+//! takes everything published with one [`fetch`] and then pops with no atomic operations at all,
+//! handing the slots back in one store. In steady state there is no atomic operation per item, and
+//! the two sides touch each other's cache line once per batch.
+//!
+//! ```
+//! let (mut tx, mut rx) = yring::channel::<u64>(1024);
+//! for i in 0..10 {
+//!     tx.push(i).unwrap(); // private to the producer...
+//! }
+//! assert_eq!(rx.fetch(), 0);
+//! tx.publish(); // ...until published, all ten with one store
+//! assert_eq!(rx.fetch(), 10);
+//! let items: Vec<u64> = std::iter::from_fn(|| rx.pop()).collect();
+//! assert_eq!(items, (0..10).collect::<Vec<_>>());
+//!
+//! // One item at a time, rtrb-style:
+//! tx.push_publish(42).unwrap();
+//! assert_eq!(rx.fetch_pop(), Ok(42));
+//! ```
+//!
+//! # Algorithm
+//!
+//! A ring of `capacity` slots (the buffer is the next power of two, indexed by position & mask)
+//! with two monotonically increasing positions, each in its own cache line:
+//! - `tail`: how far the producer has published. Written only by the producer, with a release
+//!   read-modify-write; read by the consumer with an acquire load.
+//! - `head`: how far the consumer has released. Written only by the consumer, read by the producer.
+//!
+//! Each side keeps a private copy of its own position (items pushed but not published; items
+//! popped but not released) and a cached copy of the other side's, which it reloads only when the
+//! cache says full (producer) or empty (consumer), as in rtrb's `cached_head`. Positions are
+//! stored shifted left by two; the two low bits of each word are flags:
+//! - `WAITING`: the *other* side is about to sleep and must be woken by the next store to this
+//!   word. It is set with `fetch_or` after registering a waker, so the store that publishes or
+//!   releases (a `swap`) either sees the flag and wakes, or the sleeper sees the new position in
+//!   the value its `fetch_or` returned. This is the set-pending, register, re-check protocol, done
+//!   on one atomic word, and a wake is only ever sent when the other side may be asleep.
+//! - `CLOSED`: the side that owns the word has been dropped (set with its final position, so
+//!   pushed-but-unpublished items are published on drop and nothing is lost).
+//!
+//! Before going to sleep, a side publishes (producer) or releases (consumer) everything it holds,
+//! so two sleeping sides can never be waiting on each other. Wakers are kept in a small mutex
+//! that is touched only on the sleep path. The async methods take [`std::task::Context`] wakers
+//! and need no runtime.
+//!
+//! [`publish`]: Producer::publish
+//! [`fetch`]: Consumer::fetch
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    clippy::undocumented_unsafe_blocks
+)]
+
+mod sync;
+
+use std::fmt;
+use std::future::poll_fn;
+use std::mem::MaybeUninit;
+use std::task::{Context, Poll, Waker};
+
+use sync::{Arc, AtomicUsize, Mutex, Ordering, UnsafeCell};
+
+const WAITING: usize = 1;
+const CLOSED: usize = 2;
+const SHIFT: u32 = 2;
+/// Positions wrap at 2^(usize::BITS - 2); all position arithmetic is modulo this.
+const POS_MASK: usize = usize::MAX >> SHIFT;
+
+/// Creates a ring holding up to `capacity` items.
+///
+/// # Panics
+/// If `capacity` is 0 or larger than `isize::MAX / 4` slots.
+pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+    assert!(capacity > 0, "capacity must be at least 1");
+    assert!(
+        capacity <= (isize::MAX as usize) >> SHIFT,
+        "capacity too large"
+    );
+    let len = capacity.next_power_of_two();
+    let slots = (0..len)
+        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+        .collect();
+    let shared = Arc::new(Shared {
+        tail: CachePadded(AtomicUsize::new(0)),
+        head: CachePadded(AtomicUsize::new(0)),
+        consumer_waker: Mutex::new(None),
+        producer_waker: Mutex::new(None),
+        slots,
+        mask: len - 1,
+        capacity,
+    });
+    let release_batch = (capacity / 4).max(1);
+    (
+        Producer {
+            shared: shared.clone(),
+            tail: 0,
+            published: 0,
+            cached_head: 0,
+            consumer_gone: false,
+        },
+        Consumer {
+            shared,
+            head: 0,
+            released: 0,
+            cached_tail: 0,
+            producer_gone: false,
+            release_batch,
+        },
+    )
+}
+
+#[cfg_attr(
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "powerpc64"
+    ),
+    repr(align(128))
+)]
+#[cfg_attr(
+    not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "powerpc64"
+    )),
+    repr(align(64))
+)]
+struct CachePadded<T>(T);
+
+struct Shared<T> {
+    /// Published position << SHIFT | consumer WAITING | producer CLOSED.
+    tail: CachePadded<AtomicUsize>,
+    /// Released position << SHIFT | producer WAITING | consumer CLOSED.
+    head: CachePadded<AtomicUsize>,
+    consumer_waker: Mutex<Option<Waker>>,
+    producer_waker: Mutex<Option<Waker>>,
+    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    mask: usize,
+    capacity: usize,
+}
+
+// SAFETY: the ring moves `T` values from the producer's thread to the consumer's, which needs
+// `T: Send`. Each slot is accessed by one side at a time: the producer only writes slots in
+// [head, head + capacity) that it has not published, the consumer only reads slots in
+// [head, tail) that were published with a release store it acquired. No `&T` is ever shared
+// between the two sides, so `T: Sync` is not needed.
+unsafe impl<T: Send> Send for Shared<T> {}
+// SAFETY: as above; the shared state is only atomics, mutexes, and slots whose ownership is
+// handed over through the release/acquire positions.
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    #[inline]
+    fn slot(&self, pos: usize) -> &UnsafeCell<MaybeUninit<T>> {
+        &self.slots[pos & self.mask]
+    }
+
+    fn wake(slot: &Mutex<Option<Waker>>) {
+        let waker = lock(slot).take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    fn register(slot: &Mutex<Option<Waker>>, waker: &Waker) {
+        let mut guard = lock(slot);
+        match &*guard {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *guard = Some(waker.clone()),
+        }
+    }
+}
+
+#[cfg(not(loom))]
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(loom)]
+fn lock<T>(m: &Mutex<T>) -> loom::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        // Both sides are gone and published/released their final positions; the Arc's drop
+        // synchronised with both, so relaxed loads see them.
+        let head = self.head.0.load(Ordering::Relaxed) >> SHIFT;
+        let tail = self.tail.0.load(Ordering::Relaxed) >> SHIFT;
+        let mut pos = head;
+        while pos != tail {
+            self.slot(pos).with_mut(|p| {
+                // SAFETY: slots in [head, tail) hold initialised items that were published and
+                // never popped; nothing else can access them now.
+                unsafe { (*p).assume_init_drop() }
+            });
+            pos = pos.wrapping_add(1) & POS_MASK;
+        }
+    }
+}
+
+/// The producing side of a ring.
+pub struct Producer<T> {
+    shared: Arc<Shared<T>>,
+    /// Next position to write.
+    tail: usize,
+    /// Position last published.
+    published: usize,
+    /// The consumer's released position, as last seen.
+    cached_head: usize,
+    consumer_gone: bool,
+}
+
+/// The consuming side of a ring.
+pub struct Consumer<T> {
+    shared: Arc<Shared<T>>,
+    /// Next position to read.
+    head: usize,
+    /// Position last released.
+    released: usize,
+    /// The producer's published position, as last seen.
+    cached_tail: usize,
+    producer_gone: bool,
+    /// Release automatically after popping this many items.
+    release_batch: usize,
+}
+
+/// The error of [`Producer::push`]: the item is handed back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PushError<T> {
+    /// The ring is full.
+    Full(T),
+    /// The consumer is gone (reported once the ring had no room and the producer looked).
+    Disconnected(T),
+}
+
+impl<T> PushError<T> {
+    /// The item that could not be pushed.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Full(v) | Self::Disconnected(v) => v,
+        }
+    }
+}
+
+impl<T> fmt::Debug for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("Full(..)"),
+            Self::Disconnected(_) => f.write_str("Disconnected(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("the ring is full"),
+            Self::Disconnected(_) => f.write_str("the consumer is gone"),
+        }
+    }
+}
+
+impl<T> std::error::Error for PushError<T> {}
+
+/// The error of [`Consumer::fetch_pop`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PopError {
+    /// Nothing is available right now.
+    Empty,
+    /// Nothing is available and the producer is gone: nothing ever will be.
+    Disconnected,
+}
+
+impl fmt::Display for PopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("the ring is empty"),
+            Self::Disconnected => f.write_str("the ring is empty and the producer is gone"),
+        }
+    }
+}
+
+impl std::error::Error for PopError {}
+
+/// The other side of the ring is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Disconnected;
+
+impl fmt::Display for Disconnected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the other side of the ring is gone")
+    }
+}
+
+impl std::error::Error for Disconnected {}
+
+impl<T> Producer<T> {
+    /// The ring's capacity.
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
+    /// Items pushed but not yet published.
+    pub fn pending(&self) -> usize {
+        self.tail.wrapping_sub(self.published) & POS_MASK
+    }
+
+    /// Free slots, reloading the consumer's position.
+    pub fn free_slots(&mut self) -> usize {
+        self.refresh_head();
+        self.free_cached()
+    }
+
+    /// Whether the consumer has been dropped.
+    pub fn is_abandoned(&self) -> bool {
+        self.shared.head.0.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    #[inline]
+    fn free_cached(&self) -> usize {
+        self.shared.capacity - (self.tail.wrapping_sub(self.cached_head) & POS_MASK)
+    }
+
+    #[inline]
+    fn refresh_head(&mut self) {
+        let h = self.shared.head.0.load(Ordering::Acquire);
+        self.cached_head = h >> SHIFT;
+        self.consumer_gone = h & CLOSED != 0;
+    }
+
+    /// Pushes an item without publishing it: the consumer sees it after [`publish`](Self::publish).
+    #[inline]
+    pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
+        if self.free_cached() == 0 {
+            self.refresh_head();
+            if self.free_cached() == 0 {
+                return Err(if self.consumer_gone {
+                    PushError::Disconnected(value)
+                } else {
+                    PushError::Full(value)
+                });
+            }
+        }
+        self.write(value);
+        Ok(())
+    }
+
+    #[inline]
+    fn write(&mut self, value: T) {
+        self.shared.slot(self.tail).with_mut(|p| {
+            // SAFETY: the slot at `tail` is free: the consumer released it (tail - head <
+            // capacity) and only the producer writes unpublished slots.
+            unsafe { (*p).write(value) };
+        });
+        self.tail = self.tail.wrapping_add(1) & POS_MASK;
+    }
+
+    /// Makes every pushed item visible to the consumer, waking it if it is waiting.
+    #[inline]
+    pub fn publish(&mut self) {
+        if self.tail != self.published {
+            self.published = self.tail;
+            let old = self
+                .shared
+                .tail
+                .0
+                .swap(self.tail << SHIFT, Ordering::AcqRel);
+            if old & WAITING != 0 {
+                Shared::<T>::wake(&self.shared.consumer_waker);
+            }
+        }
+    }
+
+    /// Pushes and publishes one item.
+    #[inline]
+    pub fn push_publish(&mut self, value: T) -> Result<(), PushError<T>> {
+        self.push(value)?;
+        self.publish();
+        Ok(())
+    }
+
+    /// Pushes items from `iter` until it ends or the ring is full, without publishing. Returns how
+    /// many were pushed; the rest stay in the iterator.
+    pub fn push_iter(&mut self, iter: &mut impl Iterator<Item = T>) -> usize {
+        let mut free = self.free_cached();
+        if free == 0 {
+            self.refresh_head();
+            free = self.free_cached();
+        }
+        let mut n = 0;
+        while n < free {
+            let Some(v) = iter.next() else { break };
+            self.write(v);
+            n += 1;
+        }
+        n
+    }
+
+    /// Copies as many items from `items` as fit, without publishing. Returns how many.
+    pub fn push_slice(&mut self, items: &[T]) -> usize
+    where
+        T: Copy,
+    {
+        let mut free = self.free_cached();
+        if free < items.len() {
+            self.refresh_head();
+            free = self.free_cached();
+        }
+        let n = items.len().min(free);
+        let mut done = 0;
+        while done < n {
+            let start = self.tail & self.shared.mask;
+            let run = (n - done).min(self.shared.slots.len() - start);
+            for (i, &item) in items[done..done + run].iter().enumerate() {
+                self.shared.slots[start + i].with_mut(|p| {
+                    // SAFETY: as in `write`: these `run` slots are free and unpublished.
+                    unsafe { (*p).write(item) };
+                });
+            }
+            done += run;
+            self.tail = self.tail.wrapping_add(run) & POS_MASK;
+        }
+        n
+    }
+
+    /// Publishes what was pushed, then resolves when at least one slot is free (or the consumer is
+    /// gone).
+    pub fn poll_space(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Disconnected>> {
+        self.publish();
+        if self.free_cached() > 0 {
+            return Poll::Ready(Ok(()));
+        }
+        self.refresh_head();
+        if self.free_cached() > 0 {
+            return Poll::Ready(Ok(()));
+        }
+        if self.consumer_gone {
+            return Poll::Ready(Err(Disconnected));
+        }
+        Shared::<T>::register(&self.shared.producer_waker, cx.waker());
+        let h = self.shared.head.0.fetch_or(WAITING, Ordering::AcqRel);
+        self.cached_head = h >> SHIFT;
+        self.consumer_gone = h & CLOSED != 0;
+        if self.free_cached() > 0 {
+            Poll::Ready(Ok(()))
+        } else if self.consumer_gone {
+            Poll::Ready(Err(Disconnected))
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Waits until at least one slot is free, publishing pending items first.
+    pub async fn wait_space(&mut self) -> Result<(), Disconnected> {
+        poll_fn(|cx| self.poll_space(cx)).await
+    }
+
+    /// Pushes and publishes one item, waiting for space. If this future is dropped while waiting,
+    /// the item is dropped with it.
+    pub async fn send(&mut self, value: T) -> Result<(), PushError<T>> {
+        if let Err(Disconnected) = self.wait_space().await {
+            return Err(PushError::Disconnected(value));
+        }
+        self.push_publish(value)
+    }
+}
+
+impl<T> Drop for Producer<T> {
+    fn drop(&mut self) {
+        // Publish what is pending and mark the ring closed in one store.
+        let old = self
+            .shared
+            .tail
+            .0
+            .swap(self.tail << SHIFT | CLOSED, Ordering::AcqRel);
+        if old & WAITING != 0 {
+            Shared::<T>::wake(&self.shared.consumer_waker);
+        }
+    }
+}
+
+impl<T> Consumer<T> {
+    /// The ring's capacity.
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
+    /// Items fetched and not yet popped.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.cached_tail.wrapping_sub(self.head) & POS_MASK
+    }
+
+    /// Whether no fetched items are left to pop.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.cached_tail == self.head
+    }
+
+    /// Whether the producer has been dropped. Items it published may still be waiting.
+    pub fn is_abandoned(&self) -> bool {
+        self.shared.tail.0.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// Releases popped slots (when enough have accumulated) and takes in everything the producer
+    /// has published. Returns the number of items ready to pop.
+    #[inline]
+    pub fn fetch(&mut self) -> usize {
+        if self.unreleased() >= self.release_batch {
+            self.release();
+        }
+        let t = self.shared.tail.0.load(Ordering::Acquire);
+        self.cached_tail = t >> SHIFT;
+        self.producer_gone = t & CLOSED != 0;
+        self.len()
+    }
+
+    #[inline]
+    fn unreleased(&self) -> usize {
+        self.head.wrapping_sub(self.released) & POS_MASK
+    }
+
+    /// Hands every popped slot back to the producer, waking it if it waits for space.
+    #[inline]
+    pub fn release(&mut self) {
+        if self.head != self.released {
+            self.released = self.head;
+            let old = self
+                .shared
+                .head
+                .0
+                .swap(self.head << SHIFT, Ordering::AcqRel);
+            if old & WAITING != 0 {
+                Shared::<T>::wake(&self.shared.producer_waker);
+            }
+        }
+    }
+
+    /// Pops a fetched item, with no atomic operation (slots are released in batches).
+    #[inline]
+    pub fn pop(&mut self) -> Option<T> {
+        if self.head == self.cached_tail {
+            return None;
+        }
+        let value = self.shared.slot(self.head).with_mut(|p| {
+            // SAFETY: `head` is below the published tail we acquired in `fetch`, so the slot
+            // holds an initialised item that only the consumer may take.
+            unsafe { (*p).assume_init_read() }
+        });
+        self.head = self.head.wrapping_add(1) & POS_MASK;
+        if self.unreleased() >= self.release_batch {
+            self.release();
+        }
+        Some(value)
+    }
+
+    /// Pops one item, fetching first if nothing fetched is left.
+    #[inline]
+    pub fn fetch_pop(&mut self) -> Result<T, PopError> {
+        if let Some(v) = self.pop() {
+            return Ok(v);
+        }
+        self.fetch();
+        match self.pop() {
+            Some(v) => Ok(v),
+            None if self.producer_gone => Err(PopError::Disconnected),
+            None => Err(PopError::Empty),
+        }
+    }
+
+    /// Fetches, moves every available item into `out`, and releases the slots. Returns how many.
+    pub fn pop_into(&mut self, out: &mut Vec<T>) -> usize {
+        self.fetch();
+        let n = self.len();
+        out.reserve(n);
+        let mut left = n;
+        while left > 0 {
+            let start = self.head & self.shared.mask;
+            let run = left.min(self.shared.slots.len() - start);
+            for slot in &self.shared.slots[start..start + run] {
+                out.push(slot.with_mut(|p| {
+                    // SAFETY: as in `pop`: published, initialised, owned by the consumer.
+                    unsafe { (*p).assume_init_read() }
+                }));
+            }
+            self.head = self.head.wrapping_add(run) & POS_MASK;
+            left -= run;
+        }
+        self.release();
+        n
+    }
+
+    /// Resolves when items are ready to pop (`Ready(n)`, `n > 0`), or with `Ready(0)` when the
+    /// ring is empty and the producer is gone. Releases everything popped before waiting.
+    pub fn poll_fetch(&mut self, cx: &mut Context<'_>) -> Poll<usize> {
+        if !self.is_empty() {
+            return Poll::Ready(self.len());
+        }
+        self.release();
+        let n = self.fetch();
+        if n > 0 || self.producer_gone {
+            return Poll::Ready(n);
+        }
+        Shared::<T>::register(&self.shared.consumer_waker, cx.waker());
+        let t = self.shared.tail.0.fetch_or(WAITING, Ordering::AcqRel);
+        self.cached_tail = t >> SHIFT;
+        self.producer_gone = t & CLOSED != 0;
+        let n = self.len();
+        if n > 0 || self.producer_gone {
+            Poll::Ready(n)
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Waits until items are ready to pop; `Err` when the ring is empty and the producer is gone.
+    pub async fn wait(&mut self) -> Result<usize, Disconnected> {
+        match poll_fn(|cx| self.poll_fetch(cx)).await {
+            0 => Err(Disconnected),
+            n => Ok(n),
+        }
+    }
+
+    /// Pops one item, waiting for one if needed; `Err` when the ring is empty and the producer is
+    /// gone. Cancel safe: a dropped future loses nothing.
+    pub async fn recv(&mut self) -> Result<T, Disconnected> {
+        if let Some(v) = self.pop() {
+            return Ok(v);
+        }
+        self.wait().await?;
+        Ok(self.pop().expect("wait returned items"))
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        // Release what was popped (those slots are empty now) and mark the ring closed.
+        let old = self
+            .shared
+            .head
+            .0
+            .swap(self.head << SHIFT | CLOSED, Ordering::AcqRel);
+        if old & WAITING != 0 {
+            Shared::<T>::wake(&self.shared.producer_waker);
+        }
+    }
+}
+
+impl<T> fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("capacity", &self.shared.capacity)
+            .field("pending", &self.pending())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("capacity", &self.shared.capacity)
+            .field("fetched", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_is_private_until_published() {
+        let (mut tx, mut rx) = channel(4);
+        tx.push(1).unwrap();
+        tx.push(2).unwrap();
+        assert_eq!(tx.pending(), 2);
+        assert_eq!(rx.fetch(), 0);
+        assert_eq!(rx.fetch_pop(), Err(PopError::Empty));
+        tx.publish();
+        assert_eq!(tx.pending(), 0);
+        assert_eq!(rx.fetch(), 2);
+        assert_eq!(rx.pop(), Some(1));
+        assert_eq!(rx.pop(), Some(2));
+        assert_eq!(rx.pop(), None);
+    }
+
+    #[test]
+    fn exact_capacity_not_the_power_of_two() {
+        let (mut tx, mut rx) = channel(3);
+        assert_eq!(tx.capacity(), 3);
+        for i in 0..3 {
+            tx.push(i).unwrap();
+        }
+        assert_eq!(tx.push(9), Err(PushError::Full(9)));
+        tx.publish();
+        assert_eq!(rx.fetch_pop(), Ok(0));
+        assert_eq!(tx.free_slots(), 1);
+        tx.push_publish(3).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(rx.pop_into(&mut out), 3);
+        assert_eq!(out, [1, 2, 3]);
+    }
+
+    #[test]
+    fn slots_are_released_in_batches() {
+        // Capacity 8 releases every 2 pops.
+        let (mut tx, mut rx) = channel(8);
+        for i in 0..8 {
+            tx.push(i).unwrap();
+        }
+        tx.publish();
+        assert_eq!(rx.fetch_pop(), Ok(0));
+        // Popped but not released: still full from the producer's side.
+        assert_eq!(tx.push(9), Err(PushError::Full(9)));
+        assert_eq!(rx.fetch_pop(), Ok(1));
+        assert_eq!(tx.free_slots(), 2);
+        assert_eq!(rx.fetch_pop(), Ok(2));
+        rx.release();
+        assert_eq!(tx.free_slots(), 3);
+    }
+
+    #[test]
+    fn wraps_around_many_times() {
+        let (mut tx, mut rx) = channel(5);
+        let mut next = 0u32;
+        let mut expect = 0u32;
+        for round in 0..1000 {
+            let n = round % 6;
+            for _ in 0..n {
+                if tx.push(next).is_ok() {
+                    next += 1;
+                }
+            }
+            tx.publish();
+            while let Ok(v) = rx.fetch_pop() {
+                assert_eq!(v, expect);
+                expect += 1;
+            }
+            rx.release();
+        }
+        assert_eq!(next, expect);
+    }
+
+    #[test]
+    fn batch_forms() {
+        let (mut tx, mut rx) = channel::<u64>(10);
+        let items: Vec<u64> = (0..25).collect();
+        assert_eq!(tx.push_slice(&items), 10);
+        tx.publish();
+        let mut out = Vec::new();
+        assert_eq!(rx.pop_into(&mut out), 10);
+        let mut it = items[10..].iter().copied();
+        assert_eq!(tx.push_iter(&mut it), 10);
+        assert_eq!(it.next(), Some(20));
+        tx.publish();
+        assert_eq!(rx.pop_into(&mut out), 10);
+        assert_eq!(tx.push_slice(&items[21..]), 4);
+        tx.publish();
+        assert_eq!(rx.pop_into(&mut out), 4);
+        let expected: Vec<u64> = (0..20).chain(21..25).collect();
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn disconnection_is_seen_by_both_sides() {
+        let (mut tx, rx) = channel(1);
+        assert!(!tx.is_abandoned());
+        drop(rx);
+        assert!(tx.is_abandoned());
+        tx.push(1).unwrap();
+        assert_eq!(tx.push(2), Err(PushError::Disconnected(2)));
+
+        let (mut tx, mut rx) = channel(4);
+        tx.push(1).unwrap();
+        drop(tx); // publishes the pending item
+        assert!(rx.is_abandoned());
+        assert_eq!(rx.fetch_pop(), Ok(1));
+        assert_eq!(rx.fetch_pop(), Err(PopError::Disconnected));
+    }
+
+    #[test]
+    fn items_left_inside_are_dropped_once() {
+        let item = Arc::new(());
+        let (mut tx, mut rx) = channel(8);
+        for _ in 0..6 {
+            tx.push(item.clone()).unwrap();
+        }
+        tx.publish();
+        tx.push(item.clone()).unwrap(); // unpublished
+        assert_eq!(rx.fetch(), 6);
+        drop(rx.pop()); // popped, not released
+        assert_eq!(Arc::strong_count(&item), 7);
+        drop(rx);
+        drop(tx);
+        assert_eq!(Arc::strong_count(&item), 1);
+    }
+
+    #[test]
+    fn pending_items_are_published_on_drop() {
+        let (mut tx, mut rx) = channel(8);
+        tx.push("a").unwrap();
+        drop(tx);
+        assert_eq!(rx.fetch_pop(), Ok("a"));
+    }
+
+    #[test]
+    fn is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Producer<String>>();
+        check::<Consumer<String>>();
+    }
+}
