@@ -137,9 +137,11 @@ impl Command {
         }
     }
 
-    /// Appends the complete command frame (header included) to `out`.
+    /// Appends the complete command frame (header included) to `out`. A name longer than 255
+    /// bytes (only possible with [`Command::Unknown`]) is cut to 255.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let name = self.name();
+        let name = &name[..name.len().min(255)];
         let data_len = match self {
             Self::Ready(d)
             | Self::Subscribe(d)

@@ -87,6 +87,16 @@ impl Config {
                 "metadata may not set Socket-Type or Identity",
             ));
         }
+        let zero = |d: Option<Duration>| d.is_some_and(|d| d.is_zero());
+        if zero(self.handshake_timeout)
+            || zero(self.heartbeat_interval)
+            || zero(self.heartbeat_ttl)
+            || zero(self.heartbeat_timeout)
+        {
+            return Err(UsageError::InvalidConfig(
+                "durations must be non-zero (use None to disable)",
+            ));
+        }
         if self.limits.max_parts == 0 {
             return Err(UsageError::InvalidConfig("max_parts must be at least 1"));
         }
@@ -144,7 +154,7 @@ enum State {
 /// reads, writes out the bytes it produces, and tells it the time.
 ///
 /// # Polling order
-/// 1. Feed every byte read with [`handle_input`](Self::handle_input) (borrowed bytes, large frames
+/// 1. Feed every read, even one that completes no frame, with [`handle_input`](Self::handle_input) (borrowed bytes, large frames
 ///    copied once) or [`handle_read_buf`](Self::handle_read_buf) (a `BytesMut` read buffer, large
 ///    frames zero-copy). Unconsumed bytes are an incomplete frame: keep them at the front of the
 ///    buffer and make room for [`bytes_needed`](Self::bytes_needed).
@@ -201,6 +211,13 @@ pub struct Connection {
     error: Option<Error>,
     /// Whether the second part of our greeting has been queued.
     greeting_done: bool,
+    /// The context of the last PING, to be answered by the next `poll_transmit`.
+    pending_pong: Option<Bytes>,
+    /// The peer's version, known once its greeting is in.
+    peer_version: Option<Version>,
+    /// Input left unconsumed by the previous call (an incomplete frame): presenting it again is
+    /// not new traffic.
+    unconsumed: usize,
     handshake_deadline: Option<Instant>,
     /// When to send the next PING.
     next_ping: Option<Instant>,
@@ -218,7 +235,7 @@ impl Connection {
         out.extend_from_slice(&our_greeting(&config)[..STAGE1_LEN]);
         Ok(Self {
             decoder: Decoder::for_handshake(config.limits),
-            handshake_deadline: config.handshake_timeout.map(|t| now + t),
+            handshake_deadline: config.handshake_timeout.and_then(|t| now.checked_add(t)),
             config,
             state: State::Greeting {
                 buf: [0; GREETING_LEN],
@@ -229,6 +246,9 @@ impl Connection {
             peer: None,
             error: None,
             greeting_done: false,
+            pending_pong: None,
+            peer_version: None,
+            unconsumed: 0,
             next_ping: None,
             heartbeat_deadline: None,
             ttl_deadline: None,
@@ -251,7 +271,7 @@ impl Connection {
         self.error.as_ref()
     }
 
-    /// What the peer told us in the handshake (after [`Event::Established`]).
+    /// What the peer told us in the handshake (`Some` once [`Event::Established`] is queued).
     pub fn peer(&self) -> Option<&PeerInfo> {
         self.peer.as_ref()
     }
@@ -286,7 +306,11 @@ impl Connection {
     }
 
     /// Appends the connection's own pending traffic to `out`.
+    #[inline]
     pub fn poll_transmit(&mut self, out: &mut WriteBuf) {
+        if let Some(context) = self.pending_pong.take() {
+            Command::Pong { context }.encode(&mut self.out);
+        }
         if !self.out.is_empty() {
             out.put_raw(|buf| buf.extend_from_slice(&self.out));
             self.out.clear();
@@ -330,27 +354,32 @@ impl Connection {
         }
         if due(self.next_ping) {
             let ivl = self.config.heartbeat_interval.unwrap_or_default();
+            // Tenths of a second, rounded up so that a short TTL does not become "none".
             let ttl = self.config.heartbeat_ttl.map_or(0, |t| {
-                u16::try_from(t.as_millis() / 100).unwrap_or(u16::MAX)
+                u16::try_from(t.as_millis().div_ceil(100)).unwrap_or(u16::MAX)
             });
             Command::Ping {
                 ttl,
                 context: Bytes::new(),
             }
             .encode(&mut self.out);
-            self.next_ping = Some(now + ivl);
+            self.next_ping = now.checked_add(ivl);
             if self.heartbeat_deadline.is_none() {
                 let timeout = self.config.heartbeat_timeout.unwrap_or(ivl);
-                self.heartbeat_deadline = Some(now + timeout);
+                self.heartbeat_deadline = now.checked_add(timeout);
             }
         }
         Ok(())
     }
 
     /// Encodes a message into `out`.
+    ///
+    /// Any traffic of the connection's own that is still queued (our READY, when the handshake
+    /// finished in the same input call) is appended first, so it always precedes the message.
     #[inline]
     pub fn send(&mut self, msg: &Message, out: &mut WriteBuf) -> Result<(), UsageError> {
         self.check_ready()?;
+        self.poll_transmit(out);
         if msg.is_empty() {
             return Err(UsageError::EmptyMessage);
         }
@@ -378,10 +407,13 @@ impl Connection {
         out: &mut WriteBuf,
     ) -> Result<(), UsageError> {
         self.check_ready()?;
-        let v30 = self
-            .peer
-            .as_ref()
-            .is_some_and(|p| p.version == Version::V3_0);
+        self.poll_transmit(out);
+        // Either side announcing 3.0 means 3.0 framing of subscriptions.
+        let v30 = self.config.version == Version::V3_0
+            || self
+                .peer
+                .as_ref()
+                .is_some_and(|p| p.version == Version::V3_0);
         if v30 {
             let mut body = Vec::with_capacity(1 + topic.len());
             body.push(u8::from(subscribe));
@@ -417,6 +449,7 @@ impl Connection {
         if group.len() > MAX_GROUP_LEN {
             return Err(UsageError::GroupTooLong);
         }
+        self.poll_transmit(out);
         out.put_raw(|buf| {
             crate::command::encode_command_header(buf, name, group.len());
             buf.extend_from_slice(group);
@@ -439,14 +472,19 @@ impl Connection {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        if input.chunk().is_empty() {
+        let len = input.chunk().len();
+        if len > self.unconsumed {
+            // New bytes from the peer, complete frames or not, are proof of life.
+            self.heartbeat_deadline = None;
+            self.ttl_deadline = None;
+        } else if len == 0 {
             return Ok(());
         }
-        // Any traffic is proof of life.
-        self.heartbeat_deadline = None;
-        self.ttl_deadline = None;
         match self.process_frames(now, input) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.unconsumed = input.chunk().len();
+                Ok(())
+            }
             Err(e) => {
                 if matches!(self.state, State::Handshake(_)) {
                     if let Error::Protocol(p) = &e {
@@ -500,12 +538,7 @@ impl Connection {
             }
             .into());
         }
-        self.peer = Some(PeerInfo {
-            version: peer.version(),
-            socket_type: None,
-            identity: None,
-            metadata: Metadata::new(),
-        });
+        self.peer_version = Some(peer.version());
         let mut handshake = Handshake::new(&self.config.mechanism);
         handshake.start(
             &LocalInfo {
@@ -528,7 +561,8 @@ impl Connection {
         }
         match Command::parse(body)? {
             Command::Ping { ttl, context } => {
-                Command::Pong { context }.encode(&mut self.out);
+                // One PONG slot, as libzmq has: a flood of PINGs cannot grow our output.
+                self.pending_pong = Some(context);
                 if ttl > 0 {
                     self.ttl_deadline = Some(now + Duration::from_millis(u64::from(ttl) * 100));
                 }
@@ -563,14 +597,19 @@ impl Connection {
         if identity.as_ref().is_some_and(|id| id.len() > 255) {
             return Err(ProtocolError::InvalidIdentity.into());
         }
-        let peer = self.peer.as_mut().expect("greeting parsed");
-        peer.socket_type = socket_type;
-        peer.identity = identity;
-        peer.metadata = metadata;
+        self.peer = Some(PeerInfo {
+            version: self.peer_version.expect("greeting parsed"),
+            socket_type,
+            identity,
+            metadata,
+        });
         self.state = State::Established;
         self.decoder.set_handshake(false);
         self.handshake_deadline = None;
-        self.next_ping = self.config.heartbeat_interval.map(|ivl| now + ivl);
+        self.next_ping = self
+            .config
+            .heartbeat_interval
+            .and_then(|ivl| now.checked_add(ivl));
         self.events.push_back(Event::Established);
         Ok(())
     }

@@ -52,6 +52,7 @@ impl Default for Limits {
 
 /// What the decoder produced.
 #[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Decoded {
     /// A complete message.
     Message(Message),
@@ -297,11 +298,19 @@ impl Decoder {
             if h.more() {
                 return Err(ProtocolError::CommandWithMore);
             }
-            if self.handshake && h.len > self.limits.max_handshake_size {
-                return Err(ProtocolError::MetadataTooLarge {
-                    size: h.len,
-                    limit: self.limits.max_handshake_size,
-                });
+            if self.handshake {
+                if h.len > self.limits.max_handshake_size {
+                    return Err(ProtocolError::MetadataTooLarge {
+                        size: h.len,
+                        limit: self.limits.max_handshake_size,
+                    });
+                }
+            } else if let Some(limit) = self.limits.max_message_size {
+                // A command is a message of its own as far as the size limit goes (libzmq
+                // checks its MAXMSGSIZE on every frame, commands included).
+                if h.len > limit {
+                    return Err(ProtocolError::MessageTooLarge { size: h.len, limit });
+                }
             }
         } else {
             if self.handshake {

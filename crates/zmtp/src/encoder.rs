@@ -17,6 +17,9 @@ use crate::command::Command;
 use crate::frame::{self, FLAG_MORE};
 use crate::message::{Frame, Message};
 
+/// Consumed bytes worth moving out of the way when a `WriteBuf` never fully drains.
+const COMPACT_AT: usize = 64 * 1024;
+
 /// Default for [`WriteBuf::zero_copy_threshold`].
 pub const DEFAULT_ZERO_COPY_THRESHOLD: usize = 8 * 1024;
 
@@ -164,6 +167,19 @@ impl WriteBuf {
         }
     }
 
+    /// Drops what has been consumed, for a buffer that is refilled before it drains (a driver
+    /// that encodes the next batch while the last write is still partly pending).
+    fn compact(&mut self) {
+        let read = self.read;
+        self.data.drain(..read);
+        self.shared.drain(..self.next_shared);
+        for (at, _) in &mut self.shared {
+            *at -= read;
+        }
+        self.read = 0;
+        self.next_shared = 0;
+    }
+
     /// End of the contiguous region that comes before the next shared payload.
     #[inline]
     fn data_end(&self) -> usize {
@@ -213,6 +229,8 @@ impl Buf for WriteBuf {
         }
         if self.remaining == 0 {
             self.clear();
+        } else if self.read >= COMPACT_AT && self.read >= self.data.len() / 2 {
+            self.compact();
         }
     }
 
@@ -304,6 +322,40 @@ mod tests {
         assert_eq!(pos, expected.len());
         assert!(out.is_empty());
         assert!(out.shared.is_empty() && out.data.is_empty());
+    }
+
+    #[test]
+    fn a_buffer_that_never_drains_stays_bounded() {
+        let mut out = WriteBuf::new();
+        out.set_zero_copy_threshold(1000);
+        let mut expected = Vec::new();
+        let mut got = Vec::new();
+        for i in 0..2000usize {
+            let m = if i % 10 == 0 {
+                big(2000)
+            } else {
+                Message::from(vec![i as u8; 100])
+            };
+            let mut flat = WriteBuf::new();
+            flat.set_zero_copy_threshold(usize::MAX);
+            flat.encode_message(&m);
+            flat.drain_into(&mut expected);
+            out.encode_message(&m);
+            // Write all but a few bytes each time, as a busy socket would.
+            let n = out.remaining().saturating_sub(7);
+            let mut taken = 0;
+            while taken < n {
+                let c = out.chunk();
+                let k = c.len().min(n - taken);
+                got.extend_from_slice(&c[..k]);
+                out.advance(k);
+                taken += k;
+            }
+            assert!(out.data.len() < 3 * COMPACT_AT, "{}", out.data.len());
+            assert!(out.shared.len() < 100);
+        }
+        out.drain_into(&mut got);
+        assert_eq!(got, expected);
     }
 
     #[test]

@@ -88,7 +88,13 @@ pub(crate) fn encode_ready(local: &LocalInfo<'_>, out: &mut Vec<u8>) {
     if local.socket_type.sends_identity() {
         metadata::encode_property(out, metadata::IDENTITY.as_bytes(), local.identity);
     }
-    local.metadata.encode(out);
+    // libzmq keeps application metadata in a std::map and so sends it sorted by name; do the
+    // same so that READY is byte-identical for the same properties.
+    let mut app: Vec<(&[u8], &[u8])> = local.metadata.iter().collect();
+    app.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (name, value) in app {
+        metadata::encode_property(out, name, value);
+    }
 }
 
 /// Appends an ERROR command with `reason` (truncated to 255 bytes).

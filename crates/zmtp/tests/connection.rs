@@ -645,3 +645,128 @@ fn partial_frames_are_left_for_the_next_read() {
     assert_eq!(conn.handle_input(now, &stream[..hs + 3]), Ok(hs));
     assert_eq!(conn.bytes_needed(), 7);
 }
+
+#[test]
+fn our_ready_precedes_a_message_sent_right_after_the_handshake() {
+    // The peer's greeting and READY arrive in one read; we send before polling our output.
+    let now = Instant::now();
+    let mut conn = Connection::new(Config::new(SocketType::Push), now).unwrap();
+    let mut wire = WriteBuf::new();
+    conn.poll_transmit(&mut wire);
+    conn.handle_input(now, &raw_handshake(SocketType::Pull, 1))
+        .unwrap();
+    assert!(conn.is_established());
+    conn.send(&Message::from("first"), &mut wire).unwrap();
+    conn.poll_transmit(&mut wire);
+    let mut out = Vec::new();
+    wire.drain_into(&mut out);
+    let ready_at = out.windows(6).position(|w| w == b"\x05READY").unwrap();
+    let msg_at = out.windows(7).position(|w| w == b"\x00\x05first").unwrap();
+    assert!(ready_at < msg_at);
+}
+
+#[test]
+fn commands_are_held_to_the_message_size_limit() {
+    let now = Instant::now();
+    let mut config = Config::new(SocketType::XPub);
+    config.limits.max_message_size = Some(1 << 20);
+    let mut conn = Connection::new(config, now).unwrap();
+    let mut input = raw_handshake(SocketType::Sub, 1);
+    // A SUBSCRIBE declaring 1 TiB: refused on its header.
+    input.extend_from_slice(b"\x06\x00\x00\x01\x00\x00\x00\x00\x00\x09SUBSCRIBE");
+    assert_eq!(
+        conn.handle_input(now, &input),
+        Err(ProtocolError::MessageTooLarge {
+            size: 1 << 40,
+            limit: 1 << 20
+        }
+        .into())
+    );
+}
+
+#[test]
+fn presenting_the_same_partial_frame_again_is_not_proof_of_life() {
+    let mut client = heartbeat_config(SocketType::Dealer, 1000);
+    client.heartbeat_timeout = Some(Duration::from_millis(500));
+    let mut pair = Pair::new(client, Config::new(SocketType::Router));
+    pair.establish();
+    // The server sends the first 3 bytes of a frame and dies.
+    pair.server.deliver = false;
+    let partial = b"\x00\x05hel";
+    let now = pair.now + Duration::from_millis(1000);
+    assert_eq!(pair.client.conn.handle_input(now, partial), Ok(0));
+    pair.client.conn.handle_timeout(now).unwrap(); // PING sent, deadline 1.5 s
+    // A driver feeding its buffer on every loop turn presents the same bytes again.
+    let later = now + Duration::from_millis(500);
+    assert_eq!(pair.client.conn.handle_input(later, partial), Ok(0));
+    assert_eq!(
+        pair.client.conn.handle_timeout(later),
+        Err(Error::HeartbeatTimeout)
+    );
+}
+
+#[test]
+fn zero_durations_are_refused() {
+    for set in [
+        (|c: &mut Config| c.heartbeat_interval = Some(Duration::ZERO)) as fn(&mut Config),
+        |c| c.heartbeat_timeout = Some(Duration::ZERO),
+        |c| c.heartbeat_ttl = Some(Duration::ZERO),
+        |c| c.handshake_timeout = Some(Duration::ZERO),
+    ] {
+        let mut c = Config::new(SocketType::Pair);
+        set(&mut c);
+        assert!(matches!(
+            Connection::new(c, Instant::now()),
+            Err(UsageError::InvalidConfig(_))
+        ));
+    }
+    // Huge ones mean "never" rather than overflowing.
+    let mut c = Config::new(SocketType::Pair);
+    c.handshake_timeout = Some(Duration::MAX);
+    c.heartbeat_interval = Some(Duration::MAX);
+    let mut pair = Pair::new(c.clone(), c);
+    pair.establish();
+    assert_eq!(pair.client.conn.poll_timeout(), None);
+}
+
+#[test]
+fn a_ping_flood_gets_one_pong() {
+    let mut pair = Pair::of(SocketType::Push, SocketType::Pull);
+    pair.establish();
+    let now = pair.now;
+    let mut flood = Vec::new();
+    for i in 0..1000u16 {
+        flood.extend_from_slice(b"\x04\x09\x04PING\x00\x00");
+        flood.extend_from_slice(&i.to_be_bytes());
+    }
+    pair.server.conn.handle_input(now, &flood).unwrap();
+    // The last PING's context is echoed, once.
+    assert_eq!(transmit(&mut pair.server.conn), b"\x04\x07\x04PONG\x03\xe7");
+}
+
+#[test]
+fn application_metadata_is_sent_sorted_like_libzmq() {
+    let now = Instant::now();
+    let mut config = Config::new(SocketType::Pull);
+    config.metadata.insert("X-b", "2").unwrap();
+    config.metadata.insert("X-a", "1").unwrap();
+    let mut conn = Connection::new(config, now).unwrap();
+    conn.handle_input(now, &LIBZMQ_GREETING_NULL).unwrap();
+    let out = transmit(&mut conn);
+    let a = out.windows(3).position(|w| w == b"X-a").unwrap();
+    let b = out.windows(3).position(|w| w == b"X-b").unwrap();
+    assert!(a < b);
+}
+
+#[test]
+fn short_ttl_rounds_up_instead_of_disabling() {
+    let mut client = heartbeat_config(SocketType::Dealer, 1000);
+    client.heartbeat_ttl = Some(Duration::from_millis(30));
+    let mut pair = Pair::new(client, Config::new(SocketType::Router));
+    pair.establish();
+    pair.client.deliver = false;
+    pair.now += Duration::from_secs(1);
+    pair.client.conn.handle_timeout(pair.now).unwrap();
+    pair.client.flush();
+    assert_eq!(pair.client.outbox, b"\x04\x07\x04PING\x00\x01");
+}
