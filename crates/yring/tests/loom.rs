@@ -1,0 +1,174 @@
+//! loom models of the ring: publish/fetch visibility and order, wrap-around at capacity 1, close,
+//! drop with items inside, and the async wake protocol on both sides.
+//!
+//! Run with `cargo xtask loom` (or `RUSTFLAGS="--cfg loom" cargo test -p yring --test loom
+//! --release`).
+#![cfg(loom)]
+
+use loom::future::block_on;
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+use yring::{PopError, PushError};
+
+#[test]
+fn published_items_arrive_in_order() {
+    loom::model(|| {
+        let (mut tx, mut rx) = yring::channel::<u32>(4);
+        let producer = thread::spawn(move || {
+            tx.push(1).unwrap();
+            tx.push(2).unwrap();
+            tx.publish();
+            tx.push_publish(3).unwrap();
+        });
+        let mut got = Vec::new();
+        rx.fetch();
+        while let Some(v) = rx.pop() {
+            got.push(v);
+        }
+        // Whatever this side saw is a published prefix: nothing, both of the batch, or all.
+        assert!(matches!(got.len(), 0 | 2 | 3), "{got:?}");
+        producer.join().unwrap();
+        loop {
+            match rx.fetch_pop() {
+                Ok(v) => got.push(v),
+                Err(PopError::Disconnected) => break,
+                Err(PopError::Empty) => unreachable!("the producer is gone"),
+            }
+        }
+        assert_eq!(got, [1, 2, 3]);
+    });
+}
+
+#[test]
+fn capacity_one_wraps_without_loss() {
+    loom::model(|| {
+        let (mut tx, mut rx) = yring::channel::<u32>(1);
+        let producer = thread::spawn(move || {
+            for i in 0..3 {
+                let mut v = i;
+                loop {
+                    match tx.push_publish(v) {
+                        Ok(()) => break,
+                        Err(PushError::Full(back)) => {
+                            v = back;
+                            thread::yield_now();
+                        }
+                        Err(PushError::Disconnected(_)) => panic!("consumer gone"),
+                    }
+                }
+            }
+        });
+        let mut expect = 0;
+        while expect < 3 {
+            match rx.fetch_pop() {
+                Ok(v) => {
+                    assert_eq!(v, expect);
+                    expect += 1;
+                }
+                Err(_) => thread::yield_now(),
+            }
+        }
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn close_is_seen_after_the_last_item() {
+    loom::model(|| {
+        let (mut tx, mut rx) = yring::channel::<u32>(2);
+        let producer = thread::spawn(move || {
+            tx.push(7).unwrap(); // published by the drop
+        });
+        let mut got = None;
+        loop {
+            match rx.fetch_pop() {
+                Ok(v) => got = Some(v),
+                Err(PopError::Disconnected) => break,
+                Err(PopError::Empty) => thread::yield_now(),
+            }
+        }
+        assert_eq!(got, Some(7));
+        producer.join().unwrap();
+    });
+}
+
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn items_inside_are_dropped_once_when_both_sides_go() {
+    loom::model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (mut tx, mut rx) = yring::channel::<Counted>(4);
+        for _ in 0..3 {
+            tx.push(Counted(drops.clone())).unwrap();
+        }
+        tx.publish();
+        tx.push(Counted(drops.clone())).unwrap(); // pending, published by the drop
+        let consumer = thread::spawn(move || {
+            rx.fetch();
+            drop(rx.pop());
+        });
+        drop(tx);
+        consumer.join().unwrap();
+        assert_eq!(drops.load(Ordering::Relaxed), 4);
+    });
+}
+
+#[test]
+fn waiting_consumer_is_woken_by_publish() {
+    loom::model(|| {
+        let (mut tx, mut rx) = yring::channel::<u32>(2);
+        let producer = thread::spawn(move || {
+            tx.push_publish(1).unwrap();
+            // Keep the producer alive until the consumer has the item, so that only the publish
+            // can wake it.
+            tx
+        });
+        assert_eq!(block_on(rx.recv()), Ok(1));
+        drop(producer.join().unwrap());
+    });
+}
+
+#[test]
+fn waiting_consumer_is_woken_by_close() {
+    loom::model(|| {
+        let (tx, mut rx) = yring::channel::<u32>(2);
+        let producer = thread::spawn(move || drop(tx));
+        assert_eq!(block_on(rx.recv()), Err(yring::Disconnected));
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn waiting_producer_is_woken_by_release() {
+    loom::model(|| {
+        let (mut tx, mut rx) = yring::channel::<u32>(1);
+        let producer = thread::spawn(move || {
+            block_on(async {
+                tx.send(1).await.unwrap();
+                tx.send(2).await.unwrap();
+            });
+        });
+        assert_eq!(block_on(rx.recv()), Ok(1));
+        assert_eq!(block_on(rx.recv()), Ok(2));
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn waiting_producer_is_woken_by_consumer_drop() {
+    loom::model(|| {
+        let (mut tx, rx) = yring::channel::<u32>(1);
+        tx.push_publish(1).unwrap();
+        let consumer = thread::spawn(move || drop(rx));
+        assert_eq!(block_on(tx.send(2)), Err(PushError::Disconnected(2)));
+        consumer.join().unwrap();
+    });
+}
