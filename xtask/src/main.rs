@@ -1,6 +1,9 @@
 //! Project automation: `cargo xtask <command>`.
 //!
 //! - `ci`: everything CI checks, in CI's order (format, clippy, tests, docs, fuzz build and smoke).
+//! - `loom`: the loom models of the channel crates (`--cfg loom`, in `target/loom`).
+//! - `miri`: the channel crates' tests under Miri (needs a nightly toolchain with the miri
+//!   component; says so and stops when there is none).
 //! - `fuzz [--smoke] [--seconds N] [--asan | --no-asan] [TARGET...]`: runs fuzz targets (all by
 //!   default); `--smoke` runs each for 10 s. When a nightly toolchain is installed the targets are
 //!   built with AddressSanitizer on it; otherwise (or with `--no-asan`, or if that build fails) on
@@ -27,9 +30,11 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("loom") => loom(),
+        Some("miri") => miri(),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | fuzz [--smoke] [--seconds N] [--asan | --no-asan] [TARGET...]"
+                "usage: cargo xtask ci | loom | miri | fuzz [--smoke] [--seconds N] [--asan | --no-asan] [TARGET...]"
             );
             return ExitCode::from(2);
         }
@@ -84,7 +89,46 @@ fn ci() -> Result<(), String> {
     run(cargo()
         .args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
+    loom()?;
     fuzz(&["--smoke".into()])
+}
+
+/// Crates with loom models (each has `tests/loom.rs`).
+const LOOM_CRATES: &[&str] = &["yring", "blume"];
+
+fn loom() -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args(["test", "--release", "--test", "loom"])
+        .env("RUSTFLAGS", "--cfg loom")
+        // Bound the preemptions explored per execution, as tokio's CI does: 3 finds the
+        // interleavings these models are about and keeps the run in seconds.
+        .env("LOOM_MAX_PREEMPTIONS", "3")
+        .env("CARGO_TARGET_DIR", root().join("target").join("loom"));
+    for c in LOOM_CRATES {
+        cmd.args(["-p", c]);
+    }
+    run(&mut cmd)
+}
+
+fn miri() -> Result<(), String> {
+    let available = Command::new("rustup")
+        .args(["run", "nightly", "cargo", "miri", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        return Err(
+            "no nightly toolchain with miri (rustup component add miri --toolchain nightly)".into(),
+        );
+    }
+    let mut cmd = Command::new("rustup");
+    cmd.current_dir(root())
+        .args(["run", "nightly", "cargo", "miri", "test"])
+        .env("MIRIFLAGS", "-Zmiri-strict-provenance")
+        .env("CARGO_TARGET_DIR", root().join("target").join("miri"));
+    for c in LOOM_CRATES {
+        cmd.args(["-p", c]);
+    }
+    run(&mut cmd)
 }
 
 fn fuzz(args: &[String]) -> Result<(), String> {
