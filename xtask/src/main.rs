@@ -90,6 +90,11 @@ fn ci() -> Result<(), String> {
         .args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     loom()?;
+    if miri_available() {
+        miri()?;
+    } else {
+        eprintln!("xtask: Miri skipped: no nightly toolchain with the miri component here");
+    }
     fuzz(&["--smoke".into()])
 }
 
@@ -110,12 +115,15 @@ fn loom() -> Result<(), String> {
     run(&mut cmd)
 }
 
-fn miri() -> Result<(), String> {
-    let available = Command::new("rustup")
+fn miri_available() -> bool {
+    Command::new("rustup")
         .args(["run", "nightly", "cargo", "miri", "--version"])
         .output()
-        .is_ok_and(|o| o.status.success());
-    if !available {
+        .is_ok_and(|o| o.status.success())
+}
+
+fn miri() -> Result<(), String> {
+    if !miri_available() {
         return Err(
             "no nightly toolchain with miri (rustup component add miri --toolchain nightly)".into(),
         );

@@ -648,3 +648,8 @@ mod tests {
         check::<Receiver<String>>();
     }
 }
+
+/// The README's examples, compiled and run as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

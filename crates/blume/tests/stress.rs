@@ -9,7 +9,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 
-const PER_SENDER: u64 = if cfg!(miri) { 500 } else { 200_000 };
+const PER_SENDER: u64 = if cfg!(miri) {
+    500
+} else if cfg!(debug_assertions) {
+    50_000
+} else {
+    200_000
+};
 
 fn block_on<F: Future>(fut: F) -> F::Output {
     struct Unpark(thread::Thread);

@@ -10,7 +10,13 @@ use std::thread;
 
 use yring::{PopError, PushError};
 
-const N: u64 = if cfg!(miri) { 2_000 } else { 1_000_000 };
+const N: u64 = if cfg!(miri) {
+    2_000
+} else if cfg!(debug_assertions) {
+    200_000
+} else {
+    1_000_000
+};
 
 /// A minimal executor: polls on this thread, parks until woken.
 fn block_on<F: Future>(fut: F) -> F::Output {
