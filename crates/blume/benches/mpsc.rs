@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 
 const ITEMS: u64 = 1 << 20;
 const CAPACITY: usize = 1024;
@@ -222,4 +222,68 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(mpsc, benches);
-criterion_main!(mpsc);
+
+/// `ROUNDS=n cargo bench -p blume --bench mpsc`: instead of criterion, runs every case `n` times,
+/// interleaved so that all cases see the same machine conditions, and prints a markdown table of
+/// medians (with min and max) in M items/s. This is the table in the README.
+fn interleaved(rounds: usize) {
+    type Case = (&'static str, fn(usize) -> Duration);
+    let cases: [Case; 7] = [
+        ("blume sync", blume_sync::<u64>),
+        ("flume sync", flume_sync::<u64>),
+        ("crossbeam sync", crossbeam_sync::<u64>),
+        ("std sync", std_sync::<u64>),
+        ("blume async", blume_async::<u64>),
+        ("flume async", flume_async::<u64>),
+        ("tokio async", tokio_async::<u64>),
+    ];
+    let cases64: [Case; 7] = [
+        ("blume sync", blume_sync::<Item64>),
+        ("flume sync", flume_sync::<Item64>),
+        ("crossbeam sync", crossbeam_sync::<Item64>),
+        ("std sync", std_sync::<Item64>),
+        ("blume async", blume_async::<Item64>),
+        ("flume async", flume_async::<Item64>),
+        ("tokio async", tokio_async::<Item64>),
+    ];
+    println!("| item | producers | case | M items/s median | min | max | vs flume (same mode) |");
+    println!("|---|---|---|---|---|---|---|");
+    for (item, set) in [("u64", &cases), ("64 B", &cases64)] {
+        for producers in [1, 4] {
+            let mut rates: Vec<Vec<f64>> = vec![Vec::new(); set.len()];
+            for _ in 0..rounds {
+                for (i, (_, f)) in set.iter().enumerate() {
+                    rates[i].push(ITEMS as f64 / f(producers).as_secs_f64() / 1e6);
+                }
+            }
+            for r in &mut rates {
+                r.sort_by(f64::total_cmp);
+            }
+            let median = |i: usize| rates[i][rates[i].len() / 2];
+            for (i, (name, _)) in set.iter().enumerate() {
+                let flume = if name.ends_with("async") {
+                    median(5)
+                } else {
+                    median(1)
+                };
+                let r = &rates[i];
+                println!(
+                    "| {item} | {producers} | {name} | {:.1} | {:.1} | {:.1} | {:.2}x |",
+                    median(i),
+                    r[0],
+                    r[r.len() - 1],
+                    median(i) / flume
+                );
+            }
+        }
+    }
+}
+
+fn main() {
+    if let Some(rounds) = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()) {
+        interleaved(rounds);
+        return;
+    }
+    mpsc();
+    Criterion::default().configure_from_args().final_summary();
+}

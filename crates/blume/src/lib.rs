@@ -292,7 +292,11 @@ impl<T> Sender<T> {
 
     /// Sends `value`, parking the thread while a bounded channel is full.
     pub fn send_blocking(&self, value: T) -> Result<(), SendError<T>> {
-        block_on(self.send(value))
+        match self.try_send(value) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Disconnected(v)) => Err(SendError(v)),
+            Err(TrySendError::Full(v)) => block_on(self.send(v)),
+        }
     }
 
     /// Closes the channel: later sends fail, the receiver still gets what is queued.
@@ -414,7 +418,11 @@ impl<T> Receiver<T> {
 
     /// Receives the next item, parking the thread while the channel is empty.
     pub fn recv_blocking(&mut self) -> Result<T, RecvError> {
-        block_on(self.recv())
+        match self.try_recv() {
+            Ok(v) => Ok(v),
+            Err(TryRecvError::Disconnected) => Err(RecvError),
+            Err(TryRecvError::Empty) => block_on(self.recv()),
+        }
     }
 
     /// Moves everything available (the local batch and the shared queue) to the end of `buf`
@@ -457,7 +465,10 @@ impl<T> Receiver<T> {
     /// Parks the thread until items are available, then moves them all to the end of `buf` (see
     /// [`try_recv_batch`](Self::try_recv_batch)).
     pub fn recv_batch_blocking(&mut self, buf: &mut VecDeque<T>) -> Result<usize, RecvError> {
-        block_on(self.recv_batch(buf))
+        match self.try_recv_batch(buf)? {
+            0 => block_on(self.recv_batch(buf)),
+            n => Ok(n),
+        }
     }
 
     /// A blocking iterator that ends when the channel is empty and disconnected.
@@ -539,25 +550,61 @@ impl<T> fmt::Debug for Receiver<T> {
     }
 }
 
-/// Runs a future to completion on this thread, parking between polls.
-fn block_on<F: Future>(fut: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: StdArc<Self>) {
-            self.0.unpark();
-        }
-        fn wake_by_ref(self: &StdArc<Self>) {
-            self.0.unpark();
-        }
+/// Wakes a thread blocked in [`block_on`]: sets a flag it spins on first, then unparks it.
+/// Unparking a thread that is not parked costs no system call.
+struct Signal {
+    thread: std::thread::Thread,
+    woken: std::sync::atomic::AtomicBool,
+}
+
+impl Wake for Signal {
+    fn wake(self: StdArc<Self>) {
+        self.wake_by_ref();
     }
-    let waker = Waker::from(StdArc::new(Unpark(std::thread::current())));
+
+    fn wake_by_ref(self: &StdArc<Self>) {
+        self.woken.store(true, std::sync::atomic::Ordering::Release);
+        self.thread.unpark();
+    }
+}
+
+std::thread_local! {
+    static SIGNAL: StdArc<Signal> = StdArc::new(Signal {
+        thread: std::thread::current(),
+        woken: std::sync::atomic::AtomicBool::new(false),
+    });
+}
+
+/// Runs a future to completion on this thread. Between polls it spins briefly, then yields, then
+/// parks: a wakeup that comes soon is caught without the cost of sleeping and being woken.
+fn block_on<F: Future>(fut: F) -> F::Output {
+    const SPINS: u32 = 64;
+    const YIELDS: u32 = 16;
+    let signal = SIGNAL.with(StdArc::clone);
+    let waker = Waker::from(signal.clone());
     let mut cx = Context::from_waker(&waker);
     let mut fut = pin!(fut);
     loop {
+        signal
+            .woken
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return v;
         }
-        std::thread::park();
+        let mut waited = 0;
+        while !signal
+            .woken
+            .swap(false, std::sync::atomic::Ordering::Acquire)
+        {
+            if waited < SPINS {
+                std::hint::spin_loop();
+            } else if waited < SPINS + YIELDS {
+                std::thread::yield_now();
+            } else {
+                std::thread::park();
+            }
+            waited += 1;
+        }
     }
 }
 

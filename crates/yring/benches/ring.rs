@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 
 const CAPACITY: usize = 4096;
 const ITEMS: u64 = 1 << 20;
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
 
 trait Item: Copy + Send + 'static {
     fn new(i: u64) -> Self;
@@ -205,4 +205,57 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(ring, benches);
-criterion_main!(ring);
+
+/// `ROUNDS=n cargo bench -p yring --bench ring`: instead of criterion, runs every case `n` times,
+/// interleaved so that all cases see the same machine conditions, and prints a markdown table of
+/// medians (with min and max) in M items/s. This is the table in the README.
+fn interleaved(rounds: usize) {
+    type Case = (&'static str, &'static str, fn(u64) -> Duration);
+    let cases: [Case; 8] = [
+        ("u64", "yring batched", yring_batched::<u64>),
+        ("u64", "yring per item", yring_per_item::<u64>),
+        ("u64", "rtrb per item", rtrb_per_item::<u64>),
+        ("u64", "ArrayQueue per item", array_queue_per_item::<u64>),
+        ("64 B", "yring batched", yring_batched::<Item64>),
+        ("64 B", "yring per item", yring_per_item::<Item64>),
+        ("64 B", "rtrb per item", rtrb_per_item::<Item64>),
+        (
+            "64 B",
+            "ArrayQueue per item",
+            array_queue_per_item::<Item64>,
+        ),
+    ];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    for _ in 0..rounds {
+        for (i, (_, _, f)) in cases.iter().enumerate() {
+            rates[i].push(ITEMS as f64 / f(1).as_secs_f64() / 1e6);
+        }
+    }
+    println!("| item | case | M items/s median | min | max | vs rtrb per item |");
+    println!("|---|---|---|---|---|---|");
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let medians: Vec<f64> = rates.iter_mut().map(median).collect();
+    for (i, (item, name, _)) in cases.iter().enumerate() {
+        let rtrb = medians[i / 4 * 4 + 2];
+        let r = &rates[i];
+        println!(
+            "| {item} | {name} | {:.1} | {:.1} | {:.1} | {:.2}x |",
+            medians[i],
+            r[0],
+            r[r.len() - 1],
+            medians[i] / rtrb
+        );
+    }
+}
+
+fn main() {
+    if let Some(rounds) = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()) {
+        interleaved(rounds);
+        return;
+    }
+    ring();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -416,11 +416,20 @@ impl<T> Producer<T> {
         while done < n {
             let start = self.tail & self.shared.mask;
             let run = (n - done).min(self.shared.slots.len() - start);
-            for (i, &item) in items[done..done + run].iter().enumerate() {
-                self.shared.slots[start + i].with_mut(|p| {
-                    // SAFETY: as in `write`: these `run` slots are free and unpublished.
-                    unsafe { (*p).write(item) };
-                });
+            let src = &items[done..done + run];
+            let cells = &self.shared.slots[start..start + run];
+            #[cfg(not(loom))]
+            {
+                let dst = sync::run_ptr(cells).cast::<T>();
+                // SAFETY: as in `write`, these `run` slots are free and unpublished, so only the
+                // producer touches them; `dst` is valid for `run` writes of `T` (`MaybeUninit<T>`
+                // has `T`'s layout) and cannot overlap the caller's `src`.
+                unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, run) };
+            }
+            #[cfg(loom)]
+            for (cell, &item) in cells.iter().zip(src) {
+                // SAFETY: as above, per slot.
+                cell.with_mut(|p| unsafe { (*p).write(item) });
             }
             done += run;
             self.tail = self.tail.wrapping_add(run) & POS_MASK;
@@ -582,11 +591,24 @@ impl<T> Consumer<T> {
         while left > 0 {
             let start = self.head & self.shared.mask;
             let run = left.min(self.shared.slots.len() - start);
-            for slot in &self.shared.slots[start..start + run] {
-                out.push(slot.with_mut(|p| {
-                    // SAFETY: as in `pop`: published, initialised, owned by the consumer.
-                    unsafe { (*p).assume_init_read() }
-                }));
+            let cells = &self.shared.slots[start..start + run];
+            #[cfg(not(loom))]
+            {
+                let src = sync::run_ptr(cells).cast::<T>();
+                let len = out.len();
+                // SAFETY: these `run` slots are published and initialised, and only the consumer
+                // reads them; moving them out bitwise leaves them logically uninitialised, which
+                // advancing `head` past them records. `out` has room for `run` more items
+                // (reserved above), and the new length covers exactly the items written.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src, out.as_mut_ptr().add(len), run);
+                    out.set_len(len + run);
+                }
+            }
+            #[cfg(loom)]
+            for cell in cells {
+                // SAFETY: as in `pop`: published, initialised, owned by the consumer.
+                out.push(cell.with_mut(|p| unsafe { (*p).assume_init_read() }));
             }
             self.head = self.head.wrapping_add(run) & POS_MASK;
             left -= run;
