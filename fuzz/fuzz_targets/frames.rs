@@ -55,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
                 total += body.len();
                 let _ = Command::parse(body);
             }
+            _ => {}
         }
     }
     assert!(total <= data.len());
