@@ -149,7 +149,8 @@ fn stress_shared() {
         for _ in 0..amt * nthreads {
             assert_eq!(rx.recv_blocking().unwrap(), 1);
         }
-        assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+        // Nothing more was sent; the senders may or may not have dropped their handles yet.
+        assert!(rx.try_recv().is_err());
     });
 
     let mut ts = Vec::with_capacity(nthreads as usize);
