@@ -1,0 +1,349 @@
+//! Socket options with libzmq's names and defaults, in Rust types: an absent limit or a disabled
+//! feature is `None` rather than libzmq's `-1` or `0`.
+//!
+//! | field | libzmq option | default |
+//! |---|---|---|
+//! | `send_hwm`, `recv_hwm` | ZMQ_SNDHWM, ZMQ_RCVHWM | 1000 messages (0: no limit) |
+//! | `linger` | ZMQ_LINGER | `None`: wait for every queued message (-1) |
+//! | `reconnect_interval` | ZMQ_RECONNECT_IVL | 100 ms (`None`: never reconnect, -1) |
+//! | `reconnect_interval_max` | ZMQ_RECONNECT_IVL_MAX | `None`: no backoff (0) |
+//! | `reconnect_stop` | ZMQ_RECONNECT_STOP | nothing stops reconnecting |
+//! | `handshake_interval` | ZMQ_HANDSHAKE_IVL | 30 s (`None`: no limit, 0) |
+//! | `heartbeat_interval` | ZMQ_HEARTBEAT_IVL | `None`: off (0) |
+//! | `heartbeat_ttl` | ZMQ_HEARTBEAT_TTL | `None`: 0 |
+//! | `heartbeat_timeout` | ZMQ_HEARTBEAT_TIMEOUT | `None`: the heartbeat interval (-1) |
+//! | `routing_id` | ZMQ_ROUTING_ID | `None`: the peer assigns one |
+//! | `max_message_size` | ZMQ_MAXMSGSIZE | `None`: no limit (-1) |
+//! | `conflate` | ZMQ_CONFLATE | off |
+//! | `router_mandatory` | ZMQ_ROUTER_MANDATORY | off |
+//! | `xpub_verbose`, `xpub_verboser`, `xpub_nodrop` | ZMQ_XPUB_VERBOSE, _VERBOSER, _NODROP | off |
+//! | `tcp_keepalive` | ZMQ_TCP_KEEPALIVE (+ _IDLE, _CNT, _INTVL) | the system's default (-1) |
+//! | `immediate` | ZMQ_IMMEDIATE | off |
+//! | `ipv6` | ZMQ_IPV6 | off |
+//! | `backlog` | ZMQ_BACKLOG | 100 |
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use omq_zmtp::SocketType;
+
+/// An option value the socket cannot use.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OptionError {
+    /// `routing_id` must be 1 to 255 bytes.
+    #[error("routing id must be 1 to 255 bytes, not {0}")]
+    RoutingIdLength(usize),
+    /// A duration that must not be zero (use `None` to turn the feature off).
+    #[error("{0} must not be zero (use None to turn it off)")]
+    ZeroDuration(&'static str),
+    /// `reconnect_interval_max` below `reconnect_interval`.
+    #[error("reconnect_interval_max is below reconnect_interval")]
+    ReconnectMaxBelowInterval,
+    /// The option does not apply to this socket type.
+    #[error("{option} does not apply to {socket_type} sockets")]
+    NotForSocketType {
+        /// The option.
+        option: &'static str,
+        /// The socket type.
+        socket_type: SocketType,
+    },
+    /// A keepalive parameter out of range.
+    #[error("invalid tcp keepalive setting: {0}")]
+    Keepalive(&'static str),
+}
+
+/// What ends a connecting socket's reconnect attempts (ZMQ_RECONNECT_STOP).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReconnectStop {
+    /// Stop when the peer refuses the connection (ZMQ_RECONNECT_STOP_CONN_REFUSED).
+    pub conn_refused: bool,
+    /// Stop when a handshake fails (ZMQ_RECONNECT_STOP_HANDSHAKE_FAILED).
+    pub handshake_failed: bool,
+    /// Stop after a connection that was established goes away
+    /// (ZMQ_RECONNECT_STOP_AFTER_DISCONNECT).
+    pub after_disconnect: bool,
+}
+
+/// TCP keepalive (ZMQ_TCP_KEEPALIVE and its parameters).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TcpKeepalive {
+    /// Leave the system's setting alone (-1).
+    #[default]
+    SystemDefault,
+    /// Turn keepalive off (0).
+    Off,
+    /// Turn keepalive on (1), with optional parameters (`None`: the system's).
+    On {
+        /// Idle time before the first probe (ZMQ_TCP_KEEPALIVE_IDLE).
+        idle: Option<Duration>,
+        /// Time between probes (ZMQ_TCP_KEEPALIVE_INTVL).
+        interval: Option<Duration>,
+        /// Unanswered probes before the connection is dropped (ZMQ_TCP_KEEPALIVE_CNT).
+        count: Option<u32>,
+    },
+}
+
+/// The options of one socket.
+///
+/// ```
+/// use std::time::Duration;
+/// use omq_sockets::Options;
+/// use omq_zmtp::SocketType;
+///
+/// let mut opts = Options::default();
+/// opts.send_hwm = 10_000;
+/// opts.linger = Some(Duration::ZERO);
+/// opts.heartbeat_interval = Some(Duration::from_secs(1));
+/// opts.validate(SocketType::Dealer).unwrap();
+/// assert_eq!(opts.recv_hwm, 1000);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// Messages queued per peer for sending before `send` waits (0: no limit).
+    pub send_hwm: usize,
+    /// Messages queued per peer for receiving before the peer is not read from (0: no limit).
+    pub recv_hwm: usize,
+    /// How long `close` waits for queued messages to go out; `None` waits for all of them,
+    /// `Some(Duration::ZERO)` drops them at once.
+    pub linger: Option<Duration>,
+    /// Wait before reconnecting; `None` never reconnects.
+    pub reconnect_interval: Option<Duration>,
+    /// Upper bound of the exponential backoff; `None` keeps the interval constant.
+    pub reconnect_interval_max: Option<Duration>,
+    /// What ends reconnect attempts.
+    pub reconnect_stop: ReconnectStop,
+    /// Time allowed for the ZMTP handshake; `None`: no limit.
+    pub handshake_interval: Option<Duration>,
+    /// Send a PING this often; `None`: no heartbeats.
+    pub heartbeat_interval: Option<Duration>,
+    /// The TTL announced in our PINGs.
+    pub heartbeat_ttl: Option<Duration>,
+    /// How long to wait for traffic after a PING; `None`: the heartbeat interval.
+    pub heartbeat_timeout: Option<Duration>,
+    /// Our routing id, sent to peers as `Identity` (1 to 255 bytes).
+    pub routing_id: Option<Bytes>,
+    /// Largest message accepted from a peer, in bytes; `None`: no limit.
+    pub max_message_size: Option<u64>,
+    /// Keep only the last message in each queue.
+    pub conflate: bool,
+    /// ROUTER: sending to an unknown routing id is an error instead of a silent drop.
+    pub router_mandatory: bool,
+    /// XPUB: pass every subscription up, not only new ones.
+    pub xpub_verbose: bool,
+    /// XPUB: pass every subscription and unsubscription up.
+    pub xpub_verboser: bool,
+    /// XPUB: `send` fails with a would-block error at the HWM instead of dropping.
+    pub xpub_nodrop: bool,
+    /// TCP keepalive.
+    pub tcp_keepalive: TcpKeepalive,
+    /// Queue messages only to peers whose connection is complete.
+    pub immediate: bool,
+    /// Allow IPv6 (a `tcp://*` bind listens on `::` and accepts IPv4 too).
+    pub ipv6: bool,
+    /// Listen backlog.
+    pub backlog: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            send_hwm: 1000,
+            recv_hwm: 1000,
+            linger: None,
+            reconnect_interval: Some(Duration::from_millis(100)),
+            reconnect_interval_max: None,
+            reconnect_stop: ReconnectStop::default(),
+            handshake_interval: Some(Duration::from_secs(30)),
+            heartbeat_interval: None,
+            heartbeat_ttl: None,
+            heartbeat_timeout: None,
+            routing_id: None,
+            max_message_size: None,
+            conflate: false,
+            router_mandatory: false,
+            xpub_verbose: false,
+            xpub_verboser: false,
+            xpub_nodrop: false,
+            tcp_keepalive: TcpKeepalive::SystemDefault,
+            immediate: false,
+            ipv6: false,
+            backlog: 100,
+        }
+    }
+}
+
+impl Options {
+    /// Checks the options for a socket of type `socket_type`.
+    pub fn validate(&self, socket_type: SocketType) -> Result<(), OptionError> {
+        if let Some(id) = &self.routing_id {
+            if id.is_empty() || id.len() > 255 {
+                return Err(OptionError::RoutingIdLength(id.len()));
+            }
+        }
+        for (name, d) in [
+            ("reconnect_interval", self.reconnect_interval),
+            ("reconnect_interval_max", self.reconnect_interval_max),
+            ("handshake_interval", self.handshake_interval),
+            ("heartbeat_interval", self.heartbeat_interval),
+            ("heartbeat_ttl", self.heartbeat_ttl),
+            ("heartbeat_timeout", self.heartbeat_timeout),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err(OptionError::ZeroDuration(name));
+            }
+        }
+        if let (Some(ivl), Some(max)) = (self.reconnect_interval, self.reconnect_interval_max) {
+            if max < ivl {
+                return Err(OptionError::ReconnectMaxBelowInterval);
+            }
+        }
+        if let TcpKeepalive::On {
+            idle,
+            interval,
+            count,
+        } = self.tcp_keepalive
+        {
+            if idle.is_some_and(|d| d < Duration::from_secs(1))
+                || interval.is_some_and(|d| d < Duration::from_secs(1))
+            {
+                return Err(OptionError::Keepalive(
+                    "idle and interval are whole seconds, at least 1",
+                ));
+            }
+            if count == Some(0) {
+                return Err(OptionError::Keepalive("count must be at least 1"));
+            }
+        }
+        let only_for = |on: bool, option: &'static str, types: &[SocketType]| {
+            if on && !types.contains(&socket_type) {
+                Err(OptionError::NotForSocketType {
+                    option,
+                    socket_type,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        only_for(
+            self.router_mandatory,
+            "router_mandatory",
+            &[SocketType::Router],
+        )?;
+        let xpub = [SocketType::XPub];
+        only_for(self.xpub_verbose, "xpub_verbose", &xpub)?;
+        only_for(self.xpub_verboser, "xpub_verboser", &xpub)?;
+        only_for(self.xpub_nodrop, "xpub_nodrop", &xpub)?;
+        Ok(())
+    }
+
+    /// The ZMTP connection configuration these options imply for a socket of type
+    /// `socket_type`.
+    pub fn zmtp_config(&self, socket_type: SocketType) -> omq_zmtp::Config {
+        let mut c = omq_zmtp::Config::new(socket_type);
+        if let Some(id) = &self.routing_id {
+            c.identity = id.clone();
+        }
+        c.handshake_timeout = self.handshake_interval;
+        c.heartbeat_interval = self.heartbeat_interval;
+        c.heartbeat_ttl = self.heartbeat_ttl;
+        c.heartbeat_timeout = self.heartbeat_timeout;
+        c.limits.max_message_size = self.max_message_size;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_libzmqs() {
+        let o = Options::default();
+        assert_eq!((o.send_hwm, o.recv_hwm), (1000, 1000));
+        assert_eq!(o.linger, None);
+        assert_eq!(o.reconnect_interval, Some(Duration::from_millis(100)));
+        assert_eq!(o.reconnect_interval_max, None);
+        assert_eq!(o.handshake_interval, Some(Duration::from_secs(30)));
+        assert_eq!(o.heartbeat_interval, None);
+        assert_eq!(o.max_message_size, None);
+        assert_eq!(o.backlog, 100);
+        for t in SocketType::ALL {
+            assert_eq!(o.validate(t), Ok(()), "{t}");
+        }
+    }
+
+    #[test]
+    fn invalid_values_are_typed_errors() {
+        let check = |f: fn(&mut Options), t: SocketType| {
+            let mut o = Options::default();
+            f(&mut o);
+            o.validate(t)
+        };
+        assert_eq!(
+            check(|o| o.routing_id = Some(Bytes::new()), SocketType::Dealer),
+            Err(OptionError::RoutingIdLength(0))
+        );
+        assert_eq!(
+            check(
+                |o| o.routing_id = Some(Bytes::from(vec![1; 256])),
+                SocketType::Dealer
+            ),
+            Err(OptionError::RoutingIdLength(256))
+        );
+        assert_eq!(
+            check(
+                |o| o.heartbeat_interval = Some(Duration::ZERO),
+                SocketType::Pair
+            ),
+            Err(OptionError::ZeroDuration("heartbeat_interval"))
+        );
+        assert_eq!(
+            check(
+                |o| o.reconnect_interval_max = Some(Duration::from_millis(10)),
+                SocketType::Pair
+            ),
+            Err(OptionError::ReconnectMaxBelowInterval)
+        );
+        assert!(matches!(
+            check(|o| o.router_mandatory = true, SocketType::Dealer),
+            Err(OptionError::NotForSocketType { .. })
+        ));
+        assert_eq!(
+            check(|o| o.router_mandatory = true, SocketType::Router),
+            Ok(())
+        );
+        assert!(check(|o| o.xpub_nodrop = true, SocketType::Pub).is_err());
+        assert!(
+            check(
+                |o| o.tcp_keepalive = TcpKeepalive::On {
+                    idle: None,
+                    interval: None,
+                    count: Some(0)
+                },
+                SocketType::Pair
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn zmtp_config_carries_the_connection_options() {
+        let o = Options {
+            routing_id: Some(Bytes::from_static(b"me")),
+            heartbeat_interval: Some(Duration::from_secs(2)),
+            max_message_size: Some(4096),
+            handshake_interval: None,
+            ..Options::default()
+        };
+        let c = o.zmtp_config(SocketType::Dealer);
+        assert_eq!(c.identity, "me");
+        assert_eq!(c.heartbeat_interval, Some(Duration::from_secs(2)));
+        assert_eq!(c.limits.max_message_size, Some(4096));
+        assert_eq!(c.handshake_timeout, None);
+        assert_eq!(c.socket_type, SocketType::Dealer);
+    }
+}
