@@ -153,7 +153,8 @@ impl Driver {
             .max(Duration::from_millis(1));
         self.stream.set_read_timeout(Some(timeout))?;
         let want = self.conn.bytes_needed().max(64 * 1024);
-        self.read_buf.reserve(want.saturating_sub(self.read_buf.len()));
+        self.read_buf
+            .reserve(want.saturating_sub(self.read_buf.len()));
         let start = self.read_buf.len();
         self.read_buf.resize(self.read_buf.capacity(), 0);
         let n = match self.stream.read(&mut self.read_buf[start..]) {
@@ -162,7 +163,12 @@ impl Driver {
                 return Err(DriverError::Closed);
             }
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 self.read_buf.truncate(start);
                 return Ok(());
             }

@@ -44,12 +44,17 @@ fn shapes() -> Vec<Vec<Vec<u8>>> {
         v.push(vec![vec![i as u8; size]]);
     }
     v.push(vec![b"".to_vec(), b"body".to_vec()]);
-    v.push(vec![b"a".to_vec(), vec![7; 100_000], b"".to_vec(), b"z".to_vec()]);
+    v.push(vec![
+        b"a".to_vec(),
+        vec![7; 100_000],
+        b"".to_vec(),
+        b"z".to_vec(),
+    ]);
     v
 }
 
 fn to_message(frames: &[Vec<u8>]) -> Message {
-    frames.iter().map(|f| f.clone()).collect()
+    frames.iter().cloned().collect()
 }
 
 fn frames_of(m: &Message) -> Vec<Vec<u8>> {
@@ -135,7 +140,10 @@ fn libzmq_sub_subscribes_to_omq_pub() {
     sub.connect(&format!("tcp://{}", listener.local_addr().unwrap()))
         .unwrap();
     let mut publisher = Driver::accept(&listener, Config::new(SocketType::Pub)).unwrap();
-    assert_eq!(publisher.next_event(deadline()).unwrap(), Event::Established);
+    assert_eq!(
+        publisher.next_event(deadline()).unwrap(),
+        Event::Established
+    );
     // libzmq speaks 3.1: a SUBSCRIBE command.
     assert_eq!(
         publisher.next_event(deadline()).unwrap(),
@@ -193,7 +201,10 @@ fn heartbeat_second(libzmq_pings: bool, we_ping: bool) {
         .run_until(Instant::now() + Duration::from_secs(1), |_| false)
         .unwrap();
     dealer.send("still here", 0).unwrap();
-    assert_eq!(router.recv(deadline()).unwrap(), Message::from("still here"));
+    assert_eq!(
+        router.recv(deadline()).unwrap(),
+        Message::from("still here")
+    );
     router.send(&Message::from("me too")).unwrap();
     assert_eq!(dealer.recv_bytes(0).unwrap(), b"me too");
 }

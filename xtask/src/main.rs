@@ -1,7 +1,8 @@
 //! Project automation: `cargo xtask <command>`.
 //!
 //! - `ci`: everything CI checks, in CI's order (format, clippy, tests, docs, fuzz build and smoke).
-//! - `loom`: the loom models of the channel crates (`--cfg loom`, in `target/loom`).
+//! - `loom [-- ARGS]`: the loom models of the channel crates (`--cfg loom`, in `target/loom`);
+//!   `cargo xtask loom -- --ignored` runs the long ones.
 //! - `miri`: the channel crates' tests under Miri (needs a nightly toolchain with the miri
 //!   component; says so and stops when there is none).
 //! - `fuzz [--smoke] [--seconds N] [--asan | --no-asan] [TARGET...]`: runs fuzz targets (all by
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("fuzz") => fuzz(&args[1..]),
-        Some("loom") => loom(),
+        Some("loom") => loom(args.get(2..).unwrap_or_default()),
         Some("miri") => miri(),
         _ => {
             eprintln!(
@@ -89,7 +90,7 @@ fn ci() -> Result<(), String> {
     run(cargo()
         .args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
-    loom()?;
+    loom(&[])?;
     if miri_available() {
         miri()?;
     } else {
@@ -101,7 +102,7 @@ fn ci() -> Result<(), String> {
 /// Crates with loom models (each has `tests/loom.rs`).
 const LOOM_CRATES: &[&str] = &["yring", "blume"];
 
-fn loom() -> Result<(), String> {
+fn loom(extra: &[String]) -> Result<(), String> {
     let mut cmd = cargo();
     cmd.args(["test", "--release", "--test", "loom"])
         .env("RUSTFLAGS", "--cfg loom")
@@ -111,6 +112,9 @@ fn loom() -> Result<(), String> {
         .env("CARGO_TARGET_DIR", root().join("target").join("loom"));
     for c in LOOM_CRATES {
         cmd.args(["-p", c]);
+    }
+    if !extra.is_empty() {
+        cmd.arg("--").args(extra);
     }
     run(&mut cmd)
 }

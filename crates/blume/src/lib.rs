@@ -370,12 +370,16 @@ impl<T> Receiver<T> {
             if state.disconnected_for_receiver() {
                 return Err(RecvError);
             }
-            if let Some(cx) = cx {
-                match &state.receiver_waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => state.receiver_waker = Some(cx.waker().clone()),
-                }
-            }
+            let old = match cx {
+                Some(cx) => match &state.receiver_waker {
+                    Some(w) if w.will_wake(cx.waker()) => None,
+                    _ => state.receiver_waker.replace(cx.waker().clone()),
+                },
+                None => None,
+            };
+            drop(state);
+            // A waker's drop can drop a task holding a Sender, whose drop takes the lock.
+            drop(old);
             return Ok(false);
         }
         std::mem::swap(&mut state.queue, &mut self.local);
@@ -425,9 +429,10 @@ impl<T> Receiver<T> {
         }
     }
 
-    /// Moves everything available (the local batch and the shared queue) to the end of `buf`
-    /// without waiting; when `buf` is empty this is a swap of buffers, not a copy. Returns how many
-    /// items were moved, or `Err` when nothing is queued and the channel is disconnected.
+    /// Moves what is available without waiting to the end of `buf`: the batch this receiver
+    /// already took, or else the whole shared queue (one lock round trip). When `buf` is empty
+    /// this is a swap of buffers, not a copy. Returns how many items were moved, or `Err` when
+    /// nothing is queued and the channel is disconnected.
     pub fn try_recv_batch(&mut self, buf: &mut VecDeque<T>) -> Result<usize, RecvError> {
         match self.poll_recv_batch(None, buf) {
             Poll::Ready(r) => r,
@@ -498,9 +503,11 @@ impl<T> Drop for Receiver<T> {
         state.receiver_alive = false;
         let queued = std::mem::take(&mut state.queue);
         let senders = std::mem::take(&mut state.sender_wakers);
+        let own_waker = state.receiver_waker.take();
         drop(state);
-        // Items are dropped outside the lock: their Drop may do anything.
+        // Items and wakers are dropped outside the lock: their Drop may do anything.
         drop(queued);
+        drop(own_waker);
         wake_all(senders);
     }
 }

@@ -7,7 +7,7 @@ pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Locks `m`, ignoring poisoning: the channel's state is valid between any two statements that
-/// could panic (they do not run user code under the lock, except `Drop` of items, done outside).
+/// could panic. No user code runs under the lock: items and wakers are dropped after unlocking.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -25,38 +25,34 @@
 //!
 //! A ring of `capacity` slots (the buffer is the next power of two, indexed by position & mask)
 //! with two monotonically increasing positions, each in its own cache line:
-//! - `tail`: how far the producer has published. Written only by the producer, with a plain
-//!   release store; read by the consumer with an acquire load.
-//! - `head`: how far the consumer has released. Written only by the consumer (a `swap`, once per
-//!   quarter of the capacity and before sleeping), read by the producer.
+//! - `tail`: how far the producer has published. The producer writes it with one `swap` per
+//!   published batch; the consumer reads it with an acquire load.
+//! - `head`: how far the consumer has released. The consumer writes it with one `swap` per
+//!   quarter of the capacity (and before sleeping); the producer reads it.
 //!
 //! Each side keeps a private copy of its own position (items pushed but not published; items
 //! popped but not released) and a cached copy of the other side's, which it reloads only when the
 //! cache says full (producer) or empty (consumer), as in rtrb's `cached_head`. Positions are
-//! stored shifted left by two; the low bits are flags: `CLOSED` (the owner of the word has been
-//! dropped, set together with its final position, so pushed-but-unpublished items are published on
-//! drop and nothing is lost) and, in the head word, `WAITING`.
-//!
-//! Waking follows set pending, register, re-check, and a wake is only sent to a side that may be
-//! asleep. The two directions are built differently because they run at different rates:
-//! - **Consumer asleep, producer publishing** (once per item on the per-item path). The producer
-//!   publishes with a plain release store, then checks a `consumer_waiting` flag. The consumer,
-//!   before sleeping, registers its waker, sets the flag, and re-reads the tail. Each side stores
-//!   then loads, a Dekker pattern that needs a store-load barrier on both sides. The producer's
-//!   side is a compiler fence only, and the consumer pays for the whole barrier with one
-//!   `membarrier(PRIVATE_EXPEDITED)` system call when it goes to sleep (see `barrier.rs`); where
-//!   that is unavailable, both sides use `fence(SeqCst)`. A locked read-modify-write per publish
-//!   would stall the producer on the tail's cache line every time the consumer had just read it,
-//!   which measured at about a third of the per-item throughput.
-//! - **Producer asleep, consumer releasing** (once per quarter of the capacity). The producer
-//!   registers its waker and `fetch_or`s `WAITING` into the head word, then re-checks the position
-//!   that `fetch_or` returned; the consumer releases with a `swap` of the head word, sees
-//!   `WAITING`, and wakes it. One atomic word decides, with no fences.
+//! stored shifted left by two; the two low bits of each word are flags:
+//! - `WAITING`: the *other* side is about to sleep and must be woken by the next store to this
+//!   word. It is set with `fetch_or` after registering a waker, so the `swap` that publishes or
+//!   releases either sees the flag and wakes, or the sleeper sees the new position in the value
+//!   its `fetch_or` returned. This is set pending, register, re-check, decided on one atomic word,
+//!   and a wake is only sent to a side that may be asleep.
+//! - `CLOSED`: the side that owns the word has been dropped (set together with its final
+//!   position, so pushed-but-unpublished items are published on drop and nothing is lost).
 //!
 //! Before going to sleep, a side publishes (producer) or releases (consumer) everything it holds,
 //! so two sleeping sides can never be waiting on each other. Wakers are kept in a small mutex
 //! that is touched only on the sleep path. The async methods take [`std::task::Context`] wakers
 //! and need no runtime.
+//!
+//! The price of async wakeups is the publishing `swap`: a locked instruction that waits for the
+//! tail's cache line, which the consumer keeps reading. Publishing one item at a time therefore
+//! runs at about a third of rtrb's per-item rate (rtrb has no wakeups and publishes with a plain
+//! store); publishing in batches amortises it. A plain-store publish with an asymmetric barrier
+//! (the sleeping consumer issuing `membarrier`) matched rtrb, but a loom model of a longer
+//! exchange found a lost wakeup in it that is not yet understood, so it is not used.
 //!
 //! [`publish`]: Producer::publish
 //! [`fetch`]: Consumer::fetch
@@ -67,7 +63,6 @@
     clippy::undocumented_unsafe_blocks
 )]
 
-mod barrier;
 mod sync;
 
 use std::fmt;
@@ -75,7 +70,7 @@ use std::future::poll_fn;
 use std::mem::MaybeUninit;
 use std::task::{Context, Poll, Waker};
 
-use sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, UnsafeCell};
+use sync::{Arc, AtomicUsize, Mutex, Ordering, UnsafeCell};
 
 const WAITING: usize = 1;
 const CLOSED: usize = 2;
@@ -100,8 +95,6 @@ pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     let shared = Arc::new(Shared {
         tail: CachePadded(AtomicUsize::new(0)),
         head: CachePadded(AtomicUsize::new(0)),
-        consumer_waiting: CachePadded(AtomicBool::new(false)),
-        asymmetric: barrier::asymmetric_available(),
         consumer_waker: Mutex::new(None),
         producer_waker: Mutex::new(None),
         slots,
@@ -147,13 +140,8 @@ pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
 struct CachePadded<T>(T);
 
 struct Shared<T> {
-    /// Published position << SHIFT | producer CLOSED. Written with plain release stores.
+    /// Published position << SHIFT | consumer WAITING | producer CLOSED.
     tail: CachePadded<AtomicUsize>,
-    /// The consumer is about to sleep (or asleep) and must be woken by the next publish.
-    consumer_waiting: CachePadded<AtomicBool>,
-    /// Whether the consumer's sleep and the producer's publish use the asymmetric barrier (see
-    /// `barrier`); fixed at creation so both sides agree.
-    asymmetric: bool,
     /// Released position << SHIFT | producer WAITING | consumer CLOSED.
     head: CachePadded<AtomicUsize>,
     consumer_waker: Mutex<Option<Waker>>,
@@ -188,10 +176,14 @@ impl<T> Shared<T> {
 
     fn register(slot: &Mutex<Option<Waker>>, waker: &Waker) {
         let mut guard = lock(slot);
-        match &*guard {
-            Some(w) if w.will_wake(waker) => {}
-            _ => *guard = Some(waker.clone()),
-        }
+        let old = match &*guard {
+            Some(w) if w.will_wake(waker) => None,
+            _ => guard.replace(waker.clone()),
+        };
+        drop(guard);
+        // Dropping a waker can drop a task, and with it perhaps the other side of this ring,
+        // whose drop takes this lock: never do it while holding the lock.
+        drop(old);
     }
 }
 
@@ -254,7 +246,8 @@ pub struct Consumer<T> {
 pub enum PushError<T> {
     /// The ring is full.
     Full(T),
-    /// The consumer is gone (reported once the ring had no room and the producer looked).
+    /// The consumer is gone (reported once the producer reloads the consumer's position: when the
+    /// ring looks full, or in `poll_space`).
     Disconnected(T),
 }
 
@@ -354,16 +347,21 @@ impl<T> Producer<T> {
     }
 
     /// Pushes an item without publishing it: the consumer sees it after [`publish`](Self::publish).
+    ///
+    /// When the ring looks full, this reloads the consumer's position; a ring that is full of
+    /// this producer's own unpublished items is published first, so that retrying `push` on
+    /// `Full` always makes progress. `Disconnected` is reported as soon as that reload sees the
+    /// consumer gone.
     #[inline]
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
         if self.free_cached() == 0 {
             self.refresh_head();
+            if self.consumer_gone {
+                return Err(PushError::Disconnected(value));
+            }
             if self.free_cached() == 0 {
-                return Err(if self.consumer_gone {
-                    PushError::Disconnected(value)
-                } else {
-                    PushError::Full(value)
-                });
+                self.publish();
+                return Err(PushError::Full(value));
             }
         }
         self.write(value);
@@ -380,8 +378,8 @@ impl<T> Producer<T> {
         self.tail = self.tail.wrapping_add(1) & POS_MASK;
     }
 
-    /// Makes every pushed item visible to the consumer, waking it if it is waiting. A plain
-    /// release store; no read-modify-write (see the crate docs).
+    /// Makes every pushed item visible to the consumer, waking it if it is waiting: one atomic
+    /// swap for the whole batch.
     #[inline]
     pub fn publish(&mut self) {
         if self.tail != self.published {
@@ -390,16 +388,12 @@ impl<T> Producer<T> {
         }
     }
 
-    /// Stores the tail word, then wakes the consumer if it announced that it is going to sleep.
-    /// The barrier pairs with the consumer's in `poll_fetch`: either it sees this store, or this
-    /// load sees its flag.
+    /// Stores the tail word with one swap, waking the consumer if the word it replaced carried
+    /// the consumer's `WAITING` flag.
     #[inline]
     fn store_tail(&self, word: usize) {
-        self.shared.tail.0.store(word, Ordering::Release);
-        barrier::light(self.shared.asymmetric);
-        if self.shared.consumer_waiting.0.load(Ordering::Relaxed)
-            && self.shared.consumer_waiting.0.swap(false, Ordering::AcqRel)
-        {
+        let old = self.shared.tail.0.swap(word, Ordering::AcqRel);
+        if old & WAITING != 0 {
             Shared::<T>::wake(&self.shared.consumer_waker);
         }
     }
@@ -415,11 +409,10 @@ impl<T> Producer<T> {
     /// Pushes items from `iter` until it ends or the ring is full, without publishing. Returns how
     /// many were pushed; the rest stay in the iterator.
     pub fn push_iter(&mut self, iter: &mut impl Iterator<Item = T>) -> usize {
-        let mut free = self.free_cached();
-        if free == 0 {
-            self.refresh_head();
-            free = self.free_cached();
-        }
+        // One reload up front: an item taken from the iterator cannot be put back, so the room
+        // is known before the first one is taken.
+        self.refresh_head();
+        let free = self.free_cached();
         let mut n = 0;
         while n < free {
             let Some(v) = iter.next() else { break };
@@ -469,24 +462,23 @@ impl<T> Producer<T> {
     /// gone).
     pub fn poll_space(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Disconnected>> {
         self.publish();
-        if self.free_cached() > 0 {
-            return Poll::Ready(Ok(()));
-        }
+        // Always reload (one acquire load of a line the consumer rarely writes), so that a gone
+        // consumer is reported even while there is room.
         self.refresh_head();
-        if self.free_cached() > 0 {
-            return Poll::Ready(Ok(()));
-        }
         if self.consumer_gone {
             return Poll::Ready(Err(Disconnected));
+        }
+        if self.free_cached() > 0 {
+            return Poll::Ready(Ok(()));
         }
         Shared::<T>::register(&self.shared.producer_waker, cx.waker());
         let h = self.shared.head.0.fetch_or(WAITING, Ordering::AcqRel);
         self.cached_head = h >> SHIFT;
         self.consumer_gone = h & CLOSED != 0;
-        if self.free_cached() > 0 {
-            Poll::Ready(Ok(()))
-        } else if self.consumer_gone {
+        if self.consumer_gone {
             Poll::Ready(Err(Disconnected))
+        } else if self.free_cached() > 0 {
+            Poll::Ready(Ok(()))
         } else {
             Poll::Pending
         }
@@ -649,21 +641,15 @@ impl<T> Consumer<T> {
         if n > 0 || self.producer_gone {
             return Poll::Ready(n);
         }
-        // Set pending, register, re-check: announce the sleep, then look at the tail once more.
-        // The heavy barrier pairs with the light one in `store_tail`.
+        // Set pending, register, re-check, on one word: the `fetch_or` that announces the sleep
+        // also returns the tail as it stands, and the producer's publishing swap either comes
+        // before it (and is in the returned value) or after it (and sees WAITING).
         Shared::<T>::register(&self.shared.consumer_waker, cx.waker());
-        self.shared
-            .consumer_waiting
-            .0
-            .store(true, Ordering::Release);
-        barrier::heavy(self.shared.asymmetric);
-        let n = self.fetch();
+        let t = self.shared.tail.0.fetch_or(WAITING, Ordering::AcqRel);
+        self.cached_tail = t >> SHIFT;
+        self.producer_gone = t & CLOSED != 0;
+        let n = self.len();
         if n > 0 || self.producer_gone {
-            // Not sleeping after all; spare the producer a needless wake.
-            self.shared
-                .consumer_waiting
-                .0
-                .store(false, Ordering::Relaxed);
             Poll::Ready(n)
         } else {
             Poll::Pending
@@ -858,6 +844,68 @@ mod tests {
         tx.push("a").unwrap();
         drop(tx);
         assert_eq!(rx.fetch_pop(), Ok("a"));
+    }
+
+    /// A ring whose positions start at `start`, to reach the wrap of the position counters.
+    fn channel_at<T>(capacity: usize, start: usize) -> (Producer<T>, Consumer<T>) {
+        let (mut tx, mut rx) = channel(capacity);
+        tx.shared.tail.0.store(start << SHIFT, Ordering::Relaxed);
+        tx.shared.head.0.store(start << SHIFT, Ordering::Relaxed);
+        (tx.tail, tx.published, tx.cached_head) = (start, start, start);
+        (rx.head, rx.released, rx.cached_tail) = (start, start, start);
+        (tx, rx)
+    }
+
+    #[test]
+    fn positions_wrap_at_the_top_of_their_range() {
+        for capacity in [1, 3, 8] {
+            let (mut tx, mut rx) = channel_at::<u64>(capacity, POS_MASK - 20);
+            let mut next = 0;
+            let mut expect = 0;
+            while expect < 100 {
+                while tx.push(next).is_ok() {
+                    next += 1;
+                }
+                tx.publish();
+                let mut out = Vec::new();
+                rx.pop_into(&mut out);
+                if let Ok(v) = rx.fetch_pop() {
+                    out.push(v);
+                }
+                for v in out {
+                    assert_eq!(v, expect);
+                    expect += 1;
+                }
+            }
+            // Items left inside across the wrap are dropped exactly once.
+            let token = Arc::new(());
+            let (mut tx, rx) = channel_at(capacity.max(2), POS_MASK - 1);
+            tx.push(token.clone()).unwrap();
+            tx.push(token.clone()).unwrap();
+            drop((tx, rx));
+            assert_eq!(Arc::strong_count(&token), 1);
+        }
+    }
+
+    #[test]
+    fn full_of_own_unpublished_items_publishes_them() {
+        let (mut tx, mut rx) = channel(2);
+        tx.push(1).unwrap();
+        tx.push(2).unwrap();
+        assert_eq!(rx.fetch(), 0);
+        // Retrying push on Full must make progress: the pending items go out.
+        assert_eq!(tx.push(3), Err(PushError::Full(3)));
+        assert_eq!(rx.fetch(), 2);
+    }
+
+    #[test]
+    fn producer_sees_the_consumer_gone_even_with_room() {
+        let (mut tx, mut rx) = channel(4);
+        tx.push_publish(1).unwrap();
+        assert_eq!(rx.fetch_pop(), Ok(1));
+        drop(rx);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(tx.poll_space(&mut cx), Poll::Ready(Err(Disconnected)));
     }
 
     #[test]
