@@ -1,40 +1,49 @@
 //! ZeroMQ socket semantics that do not depend on any async runtime, shared by the omq backends
 //! (omq-tokio, omq-compio).
 //!
-//! This crate is being built up. It has so far:
-//! - [`Endpoint`]: `tcp://`, `ipc://` and `inproc://` endpoints parsed as libzmq parses them,
-//!   with typed errors and a check for what `connect` accepts.
-//! - [`Options`]: socket options with libzmq's names and defaults, validated per socket type, and
-//!   mapped onto the codec's [`omq_zmtp::Config`].
-//! - [`SubscriptionTrie`]: counted prefix subscriptions whose match cost depends on the topic's
-//!   length only, safe against subscriptions from the network (no recursion).
-//!
-//! Routing, per-peer pipes, REQ/REP state and inproc come next.
+//! - [`Core`]: one socket's state. Per-peer pipes (one bounded `yring` per peer and direction,
+//!   its capacity the high-water mark), routing for every standard socket type (round-robin,
+//!   fair queueing, ROUTER identities, REQ/REP envelopes and state, PUB/SUB subscriptions with
+//!   a trie per peer), and the monitor.
+//! - [`Engine`]: the glue between one ZMTP connection ([`omq_zmtp::Connection`]) and its
+//!   socket, without I/O. A backend's connection driver reads bytes into it, writes out what it
+//!   produces and runs its timers.
+//! - [`inproc`]: the inproc transport, sockets joined by rings with no ZMTP.
+//! - [`Endpoint`], [`Options`], [`SubscriptionTrie`], [`MonitorEvent`], [`Error`].
 //!
 //! ```
-//! use omq_sockets::{Endpoint, Options, SubscriptionTrie};
-//! use omq_zmtp::SocketType;
+//! use std::task::{Context, Poll, Waker};
+//! use omq_sockets::{inproc, Core, Options};
+//! use omq_zmtp::{Message, SocketType};
 //!
-//! let ep: Endpoint = "tcp://127.0.0.1:5555".parse()?;
-//! ep.check_connect()?;
+//! let pull = Core::new(SocketType::Pull, Options::default())?;
+//! let push = Core::new(SocketType::Push, Options::default())?;
+//! inproc::bind(&pull, "doc-example")?;
+//! inproc::connect(&push, "doc-example")?;
 //!
-//! let opts = Options::default();
-//! opts.validate(SocketType::Sub)?;
-//! let config = opts.zmtp_config(SocketType::Sub);
-//! assert_eq!(config.socket_type, SocketType::Sub);
-//!
-//! let mut subs = SubscriptionTrie::new();
-//! subs.subscribe(b"weather.");
-//! assert!(subs.matches(b"weather.oslo"));
+//! push.try_send(Message::from("hello")).unwrap();
+//! let mut cx = Context::from_waker(Waker::noop());
+//! let Poll::Ready(Ok(msg)) = pull.poll_recv(&mut cx) else { panic!() };
+//! assert_eq!(msg, Message::from("hello"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod core;
 mod endpoint;
+mod engine;
+mod error;
+pub mod inproc;
+mod monitor;
 mod options;
 mod trie;
+mod wait;
 
+pub use crate::core::{Core, PeerCommand, PeerId, PeerPipes};
 pub use endpoint::{Endpoint, EndpointError, Host, IpcAddr, Port};
+pub use engine::{Engine, EngineError};
+pub use error::{Error, TrySendError};
+pub use monitor::MonitorEvent;
 pub use options::{OptionError, Options, ReconnectStop, TcpKeepalive};
 pub use trie::SubscriptionTrie;

@@ -1,0 +1,966 @@
+//! The runtime-independent socket: per-peer pipes, routing, REQ/REP state, subscriptions.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use omq_zmtp::{Frame, Message, SocketType};
+
+use crate::error::{Error, TrySendError};
+use crate::monitor::MonitorEvent;
+use crate::wait::WaitList;
+use crate::{Options, SubscriptionTrie};
+
+/// A peer's number within one socket.
+pub type PeerId = u64;
+
+/// A command from the socket to one connection's engine, on the control path (never behind
+/// data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerCommand {
+    /// Send SUBSCRIBE (or a `\x01topic` message to a ZMTP 3.0 peer).
+    Subscribe(Bytes),
+    /// Send CANCEL (or `\x00topic`).
+    Cancel(Bytes),
+    /// The socket is closed: send what is queued, for at most `linger` (`None`: no limit), then
+    /// close the connection.
+    Close {
+        /// How long queued messages may still be sent.
+        linger: Option<Duration>,
+    },
+}
+
+/// How subscriptions reach a peer.
+#[derive(Debug)]
+pub(crate) enum PeerLink {
+    /// A ZMTP connection: commands go to its engine.
+    Zmtp(blume::Sender<PeerCommand>),
+    /// An inproc peer: subscriptions are applied to the other socket directly. `None` until the
+    /// inproc endpoint is bound.
+    Inproc(Option<(Weak<Core>, PeerId)>),
+}
+
+#[derive(Debug)]
+struct OutPeer {
+    id: PeerId,
+    tx: yring::Producer<Message>,
+    /// What this peer subscribed to (PUB, XPUB).
+    subs: SubscriptionTrie,
+    link: PeerLink,
+    /// The handshake (or inproc attach) is complete.
+    established: bool,
+}
+
+#[derive(Debug)]
+struct InPeer {
+    id: PeerId,
+    rx: yring::Consumer<Message>,
+    /// The routing id ROUTER prepends to this peer's messages.
+    routing_id: Bytes,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    out: Vec<OutPeer>,
+    /// Round-robin cursor into `out`.
+    rr: usize,
+    inp: Vec<InPeer>,
+    /// Fair-queue cursor into `inp`.
+    fq: usize,
+    /// ROUTER: routing id to peer.
+    by_rid: HashMap<Bytes, PeerId>,
+    /// SUB/XSUB: our subscriptions (counted), re-sent to every new or reconnected peer.
+    subs: SubscriptionTrie,
+    /// XPUB: the union of the peers' subscriptions, to pass each one up once.
+    xpub_union: SubscriptionTrie,
+    /// XPUB: subscription messages waiting for `recv`.
+    pending: VecDeque<Message>,
+    /// REQ: the peer whose reply we wait for.
+    req_peer: Option<PeerId>,
+    /// REP: the peer and envelope of the request being answered.
+    rep: Option<(PeerId, Vec<Frame>)>,
+    /// PAIR: the one peer.
+    pair_peer: Option<PeerId>,
+    next_id: PeerId,
+    next_rid: u32,
+    closed: bool,
+}
+
+/// An inproc subscription to apply to another socket once our lock is released.
+type Deferred = Vec<(Weak<Core>, PeerId, bool, Bytes)>;
+
+/// The backend's ends of one peer's pipes, handed to an [`Engine`](crate::Engine).
+#[derive(Debug)]
+pub struct PeerPipes {
+    pub(crate) id: PeerId,
+    /// Messages from the socket to the connection.
+    pub(crate) outbound: yring::Consumer<Message>,
+    /// Messages from the connection to the socket.
+    pub(crate) inbound: yring::Producer<Message>,
+    pub(crate) commands: blume::Receiver<PeerCommand>,
+}
+
+impl PeerPipes {
+    /// The peer's number within its socket.
+    pub fn id(&self) -> PeerId {
+        self.id
+    }
+}
+
+/// A socket's state, shared between the user's handle and the backend's connection drivers.
+///
+/// The user side calls [`poll_send`](Self::poll_send) / [`poll_recv`](Self::poll_recv) (or
+/// the `try_` forms); the backend attaches pipes for connections and drives them with an
+/// [`Engine`](crate::Engine). Messages travel through one bounded single-producer ring per peer
+/// and direction (its capacity is the high-water mark), so the socket's lock is taken once per
+/// user call and never by a connection's data path.
+#[derive(Debug)]
+pub struct Core {
+    socket_type: SocketType,
+    options: Options,
+    state: Mutex<State>,
+    recv_wait: Arc<WaitList>,
+    send_wait: Arc<WaitList>,
+    recv_waker: Waker,
+    send_waker: Waker,
+    monitors: Mutex<Vec<blume::Sender<MonitorEvent>>>,
+}
+
+/// Pipe capacity for a high-water mark of 0 ("no limit" in libzmq): rings are allocated up
+/// front, so "no limit" is a large fixed limit.
+const UNLIMITED_HWM: usize = 1 << 16;
+
+fn ring_capacity(hwm: usize) -> usize {
+    if hwm == 0 { UNLIMITED_HWM } else { hwm }
+}
+
+/// A subscription or cancel message (`\x01topic` / `\x00topic`): its topic and kind.
+fn as_subscription(msg: &Message) -> Option<(bool, &[u8])> {
+    if msg.is_multipart() {
+        return None;
+    }
+    let f = msg.first()?.as_slice();
+    match f.first() {
+        Some(1) => Some((true, &f[1..])),
+        Some(0) => Some((false, &f[1..])),
+        _ => None,
+    }
+}
+
+fn subscription_message(subscribe: bool, topic: &[u8]) -> Message {
+    let mut body = Vec::with_capacity(topic.len() + 1);
+    body.push(u8::from(subscribe));
+    body.extend_from_slice(topic);
+    Message::from(body)
+}
+
+impl Core {
+    /// A new socket core, after validating the options for this socket type.
+    pub fn new(socket_type: SocketType, options: Options) -> Result<Arc<Self>, Error> {
+        if socket_type.is_draft() {
+            return Err(Error::NotSupported);
+        }
+        options.validate(socket_type)?;
+        let recv_wait = WaitList::new();
+        let send_wait = WaitList::new();
+        Ok(Arc::new(Self {
+            socket_type,
+            options,
+            state: Mutex::new(State {
+                next_rid: 0x6b8b_4567,
+                ..State::default()
+            }),
+            recv_waker: Waker::from(recv_wait.clone()),
+            send_waker: Waker::from(send_wait.clone()),
+            recv_wait,
+            send_wait,
+            monitors: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// The socket type.
+    pub fn socket_type(&self) -> SocketType {
+        self.socket_type
+    }
+
+    /// The options the socket was created with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    // ----- monitor -----
+
+    /// A new receiver of this socket's monitor events (from now on).
+    pub fn monitor(&self) -> blume::Receiver<MonitorEvent> {
+        let (tx, rx) = blume::unbounded();
+        self.monitors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(tx);
+        rx
+    }
+
+    /// Reports an event to every monitor.
+    pub fn emit(&self, event: MonitorEvent) {
+        let mut m = self.monitors.lock().unwrap_or_else(PoisonError::into_inner);
+        if m.is_empty() {
+            return;
+        }
+        m.retain(|tx| tx.try_send(event.clone()).is_ok());
+    }
+
+    // ----- send -----
+
+    /// Sends `msg` if a peer has room; never waits.
+    pub fn try_send(&self, msg: Message) -> Result<(), TrySendError> {
+        let mut deferred = Deferred::new();
+        let r = {
+            let mut st = self.lock();
+            self.send_locked(&mut st, msg, None, &mut deferred)
+        };
+        run_deferred(deferred);
+        match r {
+            Ok(None) => Ok(()),
+            Ok(Some(m)) => Err(TrySendError::Full(m)),
+            Err(e) => Err(TrySendError::Failed(e)),
+        }
+    }
+
+    /// Sends the message in `msg` (taking it) or, when every eligible peer is at its high-water
+    /// mark, leaves it there and arranges for the task to be woken when that may have changed.
+    pub fn poll_send(&self, cx: &mut Context<'_>, msg: &mut Option<Message>) -> Poll<Result<(), Error>> {
+        let Some(m) = msg.take() else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut deferred = Deferred::new();
+        let r = {
+            let mut st = self.lock();
+            self.send_locked(&mut st, m, Some(cx), &mut deferred)
+        };
+        run_deferred(deferred);
+        match r {
+            Ok(None) => Poll::Ready(Ok(())),
+            Ok(Some(m)) => {
+                *msg = Some(m);
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// Returns `Some(msg)` when it would block (after arming wakeups when `cx` is given).
+    fn send_locked(
+        &self,
+        st: &mut State,
+        msg: Message,
+        cx: Option<&mut Context<'_>>,
+        deferred: &mut Deferred,
+    ) -> Result<Option<Message>, Error> {
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        if msg.is_empty() {
+            return Err(Error::EmptyMessage);
+        }
+        match self.socket_type {
+            SocketType::Push | SocketType::Dealer => {
+                Ok(self.load_balance(st, msg, cx).err())
+            }
+            SocketType::Req => {
+                if st.req_peer.is_some() {
+                    return Err(Error::State);
+                }
+                let mut msg = msg;
+                msg.push_front(Frame::new());
+                match self.load_balance(st, msg, cx) {
+                    Ok(id) => {
+                        st.req_peer = Some(id);
+                        Ok(None)
+                    }
+                    Err(mut m) => {
+                        m.pop_front();
+                        Ok(Some(m))
+                    }
+                }
+            }
+            SocketType::Pair => self.pair_send(st, msg, cx),
+            SocketType::Pub => {
+                self.fan_out(st, msg);
+                Ok(None)
+            }
+            SocketType::XPub => {
+                if self.options.xpub_nodrop && !self.fan_out_has_room(st, &msg, cx) {
+                    return Ok(Some(msg));
+                }
+                self.fan_out(st, msg);
+                Ok(None)
+            }
+            SocketType::XSub => {
+                if let Some((on, topic)) = as_subscription(&msg) {
+                    let topic = Bytes::copy_from_slice(topic);
+                    self.subscription_locked(st, on, topic, deferred);
+                } else {
+                    self.send_to_all(st, msg);
+                }
+                Ok(None)
+            }
+            SocketType::Router => self.router_send(st, msg, cx),
+            SocketType::Rep => {
+                let Some((peer, envelope)) = st.rep.take() else {
+                    return Err(Error::State);
+                };
+                let mut reply = Message::from(envelope);
+                for f in msg {
+                    reply.push(f);
+                }
+                if let Some(p) = st.out.iter_mut().find(|p| p.id == peer) {
+                    // A full or vanished peer loses the reply, as in libzmq.
+                    let _ = p.tx.push_publish(reply);
+                }
+                Ok(None)
+            }
+            _ => Err(Error::NotSupported),
+        }
+    }
+
+    /// Round-robin over peers with room. Returns the peer used, or the message back.
+    fn load_balance(
+        &self,
+        st: &mut State,
+        mut msg: Message,
+        mut cx: Option<&mut Context<'_>>,
+    ) -> Result<PeerId, Message> {
+        for _ in 0..3 {
+            let mut tried = 0;
+            while tried < st.out.len() {
+                let idx = (st.rr + tried) % st.out.len();
+                match st.out[idx].tx.push_publish(msg) {
+                    Ok(()) => {
+                        st.rr = idx + 1;
+                        return Ok(st.out[idx].id);
+                    }
+                    Err(yring::PushError::Full(m)) => {
+                        msg = m;
+                        tried += 1;
+                    }
+                    Err(yring::PushError::Disconnected(m)) => {
+                        msg = m;
+                        self.remove_out(st, idx);
+                    }
+                }
+            }
+            let Some(cx) = cx.as_deref_mut() else {
+                return Err(msg);
+            };
+            if !self.arm_send(st, cx, |_| true) {
+                return Err(msg);
+            }
+        }
+        // Room appeared while arming, repeatedly; try again from the executor.
+        if let Some(cx) = cx {
+            cx.waker().wake_by_ref();
+        }
+        Err(msg)
+    }
+
+    /// Registers the task as a send waiter and arms every selected pipe. Returns whether a pipe
+    /// had room after all (the caller retries).
+    fn arm_send(&self, st: &mut State, cx: &mut Context<'_>, select: impl Fn(&OutPeer) -> bool) -> bool {
+        self.send_wait.register(cx);
+        let mut fan = Context::from_waker(&self.send_waker);
+        let mut ready = false;
+        for p in st.out.iter_mut().filter(|p| select(p)) {
+            ready |= p.tx.poll_space(&mut fan).is_ready();
+        }
+        ready
+    }
+
+    fn pair_send(
+        &self,
+        st: &mut State,
+        mut msg: Message,
+        mut cx: Option<&mut Context<'_>>,
+    ) -> Result<Option<Message>, Error> {
+        for _ in 0..3 {
+            let Some(idx) = st.out.iter().position(|p| Some(p.id) == st.pair_peer || st.pair_peer.is_none()) else {
+                if let Some(cx) = cx {
+                    self.send_wait.register(cx);
+                }
+                return Ok(Some(msg));
+            };
+            match st.out[idx].tx.push_publish(msg) {
+                Ok(()) => return Ok(None),
+                Err(yring::PushError::Full(m)) => msg = m,
+                Err(yring::PushError::Disconnected(m)) => {
+                    msg = m;
+                    self.remove_out(st, idx);
+                    continue;
+                }
+            }
+            let Some(cx) = cx.as_deref_mut() else {
+                return Ok(Some(msg));
+            };
+            let pair = st.pair_peer;
+            if !self.arm_send(st, cx, |p| pair.is_none_or(|id| id == p.id)) {
+                return Ok(Some(msg));
+            }
+        }
+        Ok(Some(msg))
+    }
+
+    /// Whether every subscribed peer has room (XPUB_NODROP); arms the full ones when not.
+    fn fan_out_has_room(&self, st: &mut State, msg: &Message, cx: Option<&mut Context<'_>>) -> bool {
+        let topic = msg.first().map_or(&[][..], |f| f.as_slice());
+        let full = st
+            .out
+            .iter_mut()
+            .any(|p| p.established && p.subs.matches(topic) && p.tx.free_slots() == 0);
+        if !full {
+            return true;
+        }
+        if let Some(cx) = cx {
+            let topic = topic.to_vec();
+            if self.arm_send(st, cx, |p| p.established && p.subs.matches(&topic)) {
+                cx.waker().wake_by_ref();
+            }
+        }
+        false
+    }
+
+    /// PUB/XPUB: a copy to every subscribed peer with room; full peers miss it.
+    fn fan_out(&self, st: &mut State, msg: Message) {
+        let topic = msg.first().map_or(&[][..], |f| f.as_slice());
+        let mut gone = Vec::new();
+        for (i, p) in st.out.iter_mut().enumerate() {
+            if p.subs.matches(topic) {
+                if let Err(yring::PushError::Disconnected(_)) = p.tx.push_publish(msg.clone()) {
+                    gone.push(i);
+                }
+            }
+        }
+        for i in gone.into_iter().rev() {
+            self.remove_out(st, i);
+        }
+    }
+
+    /// XSUB data: a copy to every peer with room.
+    fn send_to_all(&self, st: &mut State, msg: Message) {
+        for p in &mut st.out {
+            let _ = p.tx.push_publish(msg.clone());
+        }
+    }
+
+    fn router_send(
+        &self,
+        st: &mut State,
+        mut msg: Message,
+        cx: Option<&mut Context<'_>>,
+    ) -> Result<Option<Message>, Error> {
+        let rid = msg.first().map(|f| Bytes::copy_from_slice(f.as_slice())).unwrap_or_default();
+        let Some(&peer) = st.by_rid.get(&rid) else {
+            return if self.options.router_mandatory {
+                Err(Error::HostUnreachable)
+            } else {
+                Ok(None)
+            };
+        };
+        let Some(idx) = st.out.iter().position(|p| p.id == peer) else {
+            return if self.options.router_mandatory {
+                Err(Error::HostUnreachable)
+            } else {
+                Ok(None)
+            };
+        };
+        let id_frame = msg.pop_front();
+        if msg.is_empty() {
+            return Ok(None);
+        }
+        match st.out[idx].tx.push_publish(msg) {
+            Ok(()) => Ok(None),
+            Err(yring::PushError::Full(mut m)) if self.options.router_mandatory => {
+                if let Some(f) = id_frame {
+                    m.push_front(f);
+                }
+                if let Some(cx) = cx {
+                    if self.arm_send(st, cx, |p| p.id == peer) {
+                        cx.waker().wake_by_ref();
+                    }
+                }
+                Ok(Some(m))
+            }
+            Err(yring::PushError::Full(_)) => Ok(None),
+            Err(yring::PushError::Disconnected(_)) => {
+                self.remove_out(st, idx);
+                if self.options.router_mandatory {
+                    Err(Error::HostUnreachable)
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    fn remove_out(&self, st: &mut State, idx: usize) {
+        let p = st.out.remove(idx);
+        if st.rr > idx {
+            st.rr -= 1;
+        }
+        st.by_rid.retain(|_, id| *id != p.id);
+        if st.pair_peer == Some(p.id) {
+            st.pair_peer = None;
+        }
+        if self.socket_type == SocketType::XPub {
+            for (topic, _) in p.subs.subscriptions() {
+                if st.xpub_union.unsubscribe(&topic) || self.options.xpub_verboser {
+                    st.pending.push_back(subscription_message(false, &topic));
+                }
+            }
+            self.recv_wait.wake_all();
+        }
+    }
+
+    // ----- subscriptions -----
+
+    /// SUB/XSUB: subscribes to messages starting with `topic`.
+    pub fn subscribe(&self, topic: &[u8]) -> Result<(), Error> {
+        self.user_subscription(true, topic)
+    }
+
+    /// SUB/XSUB: cancels one [`subscribe`](Self::subscribe) of `topic`.
+    pub fn unsubscribe(&self, topic: &[u8]) -> Result<(), Error> {
+        self.user_subscription(false, topic)
+    }
+
+    fn user_subscription(&self, on: bool, topic: &[u8]) -> Result<(), Error> {
+        if !matches!(self.socket_type, SocketType::Sub | SocketType::XSub) {
+            return Err(Error::NotSupported);
+        }
+        let mut deferred = Deferred::new();
+        {
+            let mut st = self.lock();
+            if st.closed {
+                return Err(Error::Closed);
+            }
+            self.subscription_locked(&mut st, on, Bytes::copy_from_slice(topic), &mut deferred);
+        }
+        run_deferred(deferred);
+        Ok(())
+    }
+
+    /// libzmq's XSUB rule: every subscribe is forwarded; a cancel only when it removes the
+    /// last count of the topic.
+    fn subscription_locked(&self, st: &mut State, on: bool, topic: Bytes, deferred: &mut Deferred) {
+        let forward = if on {
+            st.subs.subscribe(&topic);
+            true
+        } else {
+            st.subs.unsubscribe(&topic)
+        };
+        if forward {
+            for p in &st.out {
+                send_subscription(p, on, topic.clone(), deferred);
+            }
+        }
+    }
+
+    /// A peer subscribed (`on`) or cancelled: called by its engine, or by an inproc SUB.
+    pub fn peer_subscription(&self, peer: PeerId, on: bool, topic: &[u8]) {
+        if !matches!(self.socket_type, SocketType::Pub | SocketType::XPub) {
+            return;
+        }
+        let mut st = self.lock();
+        let st = &mut *st;
+        let Some(p) = st.out.iter_mut().find(|p| p.id == peer) else {
+            return;
+        };
+        // Per peer, a subscription is a set member, as in libzmq's mtrie.
+        let changed = if on {
+            p.subs.count(topic) == 0 && p.subs.subscribe(topic)
+        } else {
+            p.subs.count(topic) > 0 && p.subs.unsubscribe(topic)
+        };
+        if self.socket_type != SocketType::XPub {
+            return;
+        }
+        let first_or_last = changed
+            && if on {
+                st.xpub_union.subscribe(topic)
+            } else {
+                st.xpub_union.unsubscribe(topic)
+            };
+        let verbose = if on {
+            self.options.xpub_verbose || self.options.xpub_verboser
+        } else {
+            self.options.xpub_verboser
+        };
+        if first_or_last || verbose {
+            st.pending.push_back(subscription_message(on, topic));
+            self.recv_wait.wake_all();
+        }
+    }
+
+    // ----- receive -----
+
+    /// Receives a message if one is queued; never waits.
+    pub fn try_recv(&self) -> Result<Option<Message>, Error> {
+        let mut st = self.lock();
+        self.recv_locked(&mut st, None)
+    }
+
+    /// Receives a message, or arranges for the task to be woken when one may have arrived.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
+        let mut st = self.lock();
+        match self.recv_locked(&mut st, Some(cx)) {
+            Ok(Some(m)) => Poll::Ready(Ok(m)),
+            Ok(None) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn recv_locked(&self, st: &mut State, mut cx: Option<&mut Context<'_>>) -> Result<Option<Message>, Error> {
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        match self.socket_type {
+            SocketType::Pub | SocketType::Push => return Err(Error::NotSupported),
+            SocketType::Req if st.req_peer.is_none() => return Err(Error::State),
+            SocketType::Rep if st.rep.is_some() => return Err(Error::State),
+            _ => {}
+        }
+        for _ in 0..3 {
+            if let Some(m) = self.recv_ready(st)? {
+                return Ok(Some(m));
+            }
+            let Some(cx) = cx.as_deref_mut() else {
+                return Ok(None);
+            };
+            // Set pending, register, re-check.
+            self.recv_wait.register(cx);
+            let mut fan = Context::from_waker(&self.recv_waker);
+            let mut ready = !st.pending.is_empty();
+            for p in &mut st.inp {
+                ready |= p.rx.poll_fetch(&mut fan).is_ready();
+            }
+            if !ready {
+                return Ok(None);
+            }
+        }
+        if let Some(cx) = cx {
+            cx.waker().wake_by_ref();
+        }
+        Ok(None)
+    }
+
+    /// One message that is ready now, after the socket type's filtering.
+    fn recv_ready(&self, st: &mut State) -> Result<Option<Message>, Error> {
+        if self.socket_type == SocketType::XPub {
+            if let Some(m) = st.pending.pop_front() {
+                return Ok(Some(m));
+            }
+        }
+        while let Some((peer, mut msg)) = self.fair_queue(st) {
+            match self.socket_type {
+                SocketType::Sub | SocketType::XSub => {
+                    let topic = msg.first().map_or(&[][..], |f| f.as_slice());
+                    if st.subs.matches(topic) {
+                        return Ok(Some(msg));
+                    }
+                }
+                SocketType::Router => {
+                    let rid = st
+                        .inp
+                        .iter()
+                        .find(|p| p.id == peer)
+                        .map(|p| p.routing_id.clone())
+                        .unwrap_or_default();
+                    msg.push_front(Frame::from(rid));
+                    return Ok(Some(msg));
+                }
+                SocketType::Req => {
+                    if st.req_peer != Some(peer) {
+                        continue;
+                    }
+                    if msg.first().is_some_and(|f| f.is_empty()) && msg.len() > 1 {
+                        msg.pop_front();
+                        st.req_peer = None;
+                        return Ok(Some(msg));
+                    }
+                }
+                SocketType::Rep => {
+                    let Some(delim) = msg.iter().position(|f| f.is_empty()) else {
+                        continue;
+                    };
+                    let mut frames = msg.into_frames();
+                    let body = frames.split_off(delim + 1);
+                    if body.is_empty() {
+                        continue;
+                    }
+                    st.rep = Some((peer, frames));
+                    return Ok(Some(Message::from(body)));
+                }
+                _ => return Ok(Some(msg)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The next message in fair-queue order, with the peer it came from.
+    fn fair_queue(&self, st: &mut State) -> Option<(PeerId, Message)> {
+        let mut tried = 0;
+        while tried < st.inp.len() {
+            let idx = (st.fq + tried) % st.inp.len();
+            let p = &mut st.inp[idx];
+            match p.rx.fetch_pop() {
+                Ok(mut m) => {
+                    if self.options.conflate {
+                        while let Ok(newer) = p.rx.fetch_pop() {
+                            m = newer;
+                        }
+                    }
+                    st.fq = idx + 1;
+                    return Some((p.id, m));
+                }
+                Err(yring::PopError::Empty) => tried += 1,
+                Err(_) => {
+                    st.inp.remove(idx);
+                    if st.fq > idx {
+                        st.fq -= 1;
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    // ----- peers -----
+
+    /// Creates the pipes of a new connection-oriented peer (a ZMTP connection, or an endpoint
+    /// connected before its connection exists) and attaches the socket's ends. The peer takes
+    /// part in load balancing at once; it is routable by id (ROUTER) and receives our
+    /// subscriptions once [`established`](Self::established) is called.
+    pub fn attach(&self) -> Result<PeerPipes, Error> {
+        let (cmd_tx, cmd_rx) = blume::unbounded();
+        let mut st = self.lock();
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        let (out_tx, out_rx) = yring::channel(ring_capacity(self.options.send_hwm));
+        let (in_tx, in_rx) = yring::channel(ring_capacity(self.options.recv_hwm));
+        let id = self.attach_locked(&mut st, out_tx, in_rx, PeerLink::Zmtp(cmd_tx));
+        drop(st);
+        self.send_wait.wake_all();
+        Ok(PeerPipes {
+            id,
+            outbound: out_rx,
+            inbound: in_tx,
+            commands: cmd_rx,
+        })
+    }
+
+    fn attach_locked(
+        &self,
+        st: &mut State,
+        tx: yring::Producer<Message>,
+        rx: yring::Consumer<Message>,
+        link: PeerLink,
+    ) -> PeerId {
+        st.next_id += 1;
+        let id = st.next_id;
+        st.out.push(OutPeer {
+            id,
+            tx,
+            subs: SubscriptionTrie::new(),
+            link,
+            established: false,
+        });
+        st.inp.push(InPeer {
+            id,
+            rx,
+            routing_id: Bytes::new(),
+        });
+        id
+    }
+
+    /// The peer's handshake completed; `identity` is the routing id it announced. Makes it
+    /// routable (ROUTER), claims PAIR's single slot, and (SUB, XSUB) sends it every current
+    /// subscription, which restores them after a reconnect.
+    ///
+    /// `Err` means the socket refuses the peer (a second PAIR peer, a ROUTER routing id that is
+    /// in use): the backend closes the connection and detaches the peer.
+    pub fn established(&self, peer: PeerId, identity: Option<Bytes>) -> Result<(), Error> {
+        let mut deferred = Deferred::new();
+        {
+            let mut st = self.lock();
+            let st = &mut *st;
+            if st.closed {
+                return Err(Error::Closed);
+            }
+            if self.socket_type == SocketType::Pair {
+                match st.pair_peer {
+                    Some(p) if p != peer => return Err(Error::State),
+                    _ => st.pair_peer = Some(peer),
+                }
+            }
+            if self.socket_type == SocketType::Router {
+                st.by_rid.retain(|_, id| *id != peer);
+                let rid = match identity.filter(|i| !i.is_empty()) {
+                    Some(id) => {
+                        if st.by_rid.contains_key(&id) {
+                            return Err(Error::State);
+                        }
+                        id
+                    }
+                    None => {
+                        st.next_rid = st.next_rid.wrapping_add(1);
+                        let mut b = vec![0u8];
+                        b.extend_from_slice(&st.next_rid.to_be_bytes());
+                        Bytes::from(b)
+                    }
+                };
+                st.by_rid.insert(rid.clone(), peer);
+                if let Some(p) = st.inp.iter_mut().find(|p| p.id == peer) {
+                    p.routing_id = rid;
+                }
+            }
+            let Some(p) = st.out.iter_mut().find(|p| p.id == peer) else {
+                return Err(Error::Closed);
+            };
+            p.established = true;
+            // A reconnected PUB-side peer starts with no subscriptions.
+            p.subs = SubscriptionTrie::new();
+            if matches!(self.socket_type, SocketType::Sub | SocketType::XSub) {
+                for (topic, _) in st.subs.subscriptions() {
+                    send_subscription(p, true, Bytes::from(topic), &mut deferred);
+                }
+            }
+        }
+        run_deferred(deferred);
+        self.send_wait.wake_all();
+        Ok(())
+    }
+
+    /// Removes a peer from routing at once (its connection is gone for good). Messages it
+    /// delivered stay receivable until drained.
+    pub fn detach(&self, peer: PeerId) {
+        let mut st = self.lock();
+        if let Some(idx) = st.out.iter().position(|p| p.id == peer) {
+            self.remove_out(&mut st, idx);
+        }
+        drop(st);
+        // A sender waiting on this peer's full pipe may now use another (or see it gone).
+        self.send_wait.wake_all();
+        self.recv_wait.wake_all();
+    }
+
+    /// The peer's connection went down but its pipes stay (an endpoint we connected: messages
+    /// keep queueing for the next connection). It is no longer routable by id until the next
+    /// [`established`](Self::established).
+    pub fn disconnected(&self, peer: PeerId) {
+        let mut st = self.lock();
+        st.by_rid.retain(|_, id| *id != peer);
+        if let Some(p) = st.out.iter_mut().find(|p| p.id == peer) {
+            p.established = false;
+            p.subs = SubscriptionTrie::new();
+        }
+        if st.pair_peer == Some(peer) {
+            st.pair_peer = None;
+        }
+    }
+
+    /// Closes the socket: pending and future calls fail with [`Error::Closed`], and every
+    /// connection is told to send what is queued within the linger period, then close.
+    pub fn close(&self) {
+        let (out, inp) = {
+            let mut st = self.lock();
+            if st.closed {
+                return;
+            }
+            st.closed = true;
+            (std::mem::take(&mut st.out), std::mem::take(&mut st.inp))
+        };
+        for p in &out {
+            if let PeerLink::Zmtp(tx) = &p.link {
+                let _ = tx.try_send(PeerCommand::Close {
+                    linger: self.options.linger,
+                });
+            }
+        }
+        // Dropping our ends: engines drain what is left and see the pipe closed.
+        drop(out);
+        drop(inp);
+        self.send_wait.wake_all();
+        self.recv_wait.wake_all();
+    }
+
+    // ----- inproc -----
+
+    /// Inproc: attaches our ends of a pipe pair.
+    pub(crate) fn attach_inproc(
+        &self,
+        tx: yring::Producer<Message>,
+        rx: yring::Consumer<Message>,
+        remote: Option<(Weak<Core>, PeerId)>,
+    ) -> Result<PeerId, Error> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        let id = self.attach_locked(&mut st, tx, rx, PeerLink::Inproc(remote));
+        drop(st);
+        self.send_wait.wake_all();
+        Ok(id)
+    }
+
+    /// Inproc: records the other socket and its number for us, once both are known.
+    pub(crate) fn set_inproc_remote(&self, peer: PeerId, remote: Weak<Core>, remote_id: PeerId) {
+        let mut st = self.lock();
+        if let Some(p) = st.out.iter_mut().find(|p| p.id == peer) {
+            p.link = PeerLink::Inproc(Some((remote, remote_id)));
+        }
+    }
+
+    pub(crate) fn inproc_capacity(&self, peer_recv_hwm: usize) -> usize {
+        if self.options.send_hwm == 0 || peer_recv_hwm == 0 {
+            UNLIMITED_HWM
+        } else {
+            self.options.send_hwm + peer_recv_hwm
+        }
+    }
+}
+
+fn send_subscription(p: &OutPeer, on: bool, topic: Bytes, deferred: &mut Deferred) {
+    match &p.link {
+        PeerLink::Zmtp(tx) => {
+            let cmd = if on {
+                PeerCommand::Subscribe(topic)
+            } else {
+                PeerCommand::Cancel(topic)
+            };
+            let _ = tx.try_send(cmd);
+        }
+        PeerLink::Inproc(Some((remote, id))) if p.established => {
+            deferred.push((remote.clone(), *id, on, topic));
+        }
+        PeerLink::Inproc(_) => {}
+    }
+}
+
+fn run_deferred(deferred: Deferred) {
+    for (remote, id, on, topic) in deferred {
+        if let Some(core) = remote.upgrade() {
+            core.peer_subscription(id, on, &topic);
+        }
+    }
+}

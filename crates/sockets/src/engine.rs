@@ -1,0 +1,341 @@
+//! The glue between one ZMTP connection and its socket: what a backend's driver task runs.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use omq_zmtp::{Connection, Event, Message, SocketType, WriteBuf};
+
+use crate::core::{Core, PeerCommand, PeerPipes};
+use crate::error::Error;
+use crate::monitor::MonitorEvent;
+
+/// Stop filling a write batch once this many bytes are queued.
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The peer broke the protocol, refused us, or missed a deadline.
+    #[error(transparent)]
+    Zmtp(#[from] omq_zmtp::Error),
+    /// The socket refused the peer (a second PAIR peer, a ROUTER routing id in use).
+    #[error("peer refused by the socket: {0}")]
+    Refused(&'static str),
+    /// The socket was closed and the linger period is over (or everything was sent).
+    #[error("socket closed")]
+    SocketClosed,
+    /// The peer closed the connection, or an I/O error (reported by the backend).
+    #[error("{0}")]
+    Io(String),
+}
+
+/// One ZMTP connection of a socket, without I/O: the backend reads bytes into
+/// [`handle_read_buf`](Self::handle_read_buf), writes what
+/// [`poll_transmit`](Self::poll_transmit) produces, and runs
+/// [`handle_timeout`](Self::handle_timeout) at [`poll_timeout`](Self::poll_timeout).
+///
+/// # Driver loop
+/// 1. Read when [`wants_read`](Self::wants_read) (the socket's receive pipe has room), then
+///    [`handle_read_buf`](Self::handle_read_buf). When it does not, wait on
+///    [`poll_inbound`](Self::poll_inbound).
+/// 2. Fill the write buffer with [`poll_transmit`](Self::poll_transmit) (a batch of queued
+///    messages; it registers the task for more) and write it out; when it returns
+///    `Ready(Err(SocketClosed))` and the buffer is written, close.
+/// 3. Timers as the codec's: [`poll_timeout`](Self::poll_timeout), then
+///    [`handle_timeout`](Self::handle_timeout) after feeding the input read so far.
+/// 4. When the connection ends, [`finish`](Self::finish) reports it and hands back the pipes of
+///    a connected endpoint for the next connection.
+#[derive(Debug)]
+pub struct Engine {
+    core: Arc<Core>,
+    conn: Connection,
+    pipes: Option<PeerPipes>,
+    /// The pipes outlive this connection (an endpoint we connected to).
+    keep_pipes: bool,
+    endpoint: String,
+    /// A message that the full receive pipe has not taken yet.
+    stalled: Option<Message>,
+    /// The socket was closed: the deadline for sending what is queued (`None`: no limit).
+    closing: Option<Option<Instant>>,
+    /// The socket's end of the outbound pipe is gone and the pipe is drained.
+    drained: bool,
+    /// Whether the handshake completed.
+    established: bool,
+}
+
+impl Engine {
+    /// An engine for a new connection to `endpoint` at `now`. `pipes` are the pipes of an
+    /// endpoint we connected to (created by [`Core::attach`] at connect time, reused across
+    /// reconnects); `None` creates them when the handshake completes.
+    pub fn new(
+        core: Arc<Core>,
+        pipes: Option<PeerPipes>,
+        as_server: bool,
+        endpoint: String,
+        now: Instant,
+    ) -> Result<Self, Error> {
+        let mut config = core.options().zmtp_config(core.socket_type());
+        config.as_server = as_server;
+        let conn = Connection::new(config, now).map_err(|_| Error::NotSupported)?;
+        Ok(Self {
+            keep_pipes: pipes.is_some(),
+            core,
+            conn,
+            pipes,
+            endpoint,
+            stalled: None,
+            closing: None,
+            drained: false,
+            established: false,
+        })
+    }
+
+    /// The socket this connection belongs to.
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    /// The endpoint, as reported in monitor events.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Whether the handshake completed.
+    pub fn is_established(&self) -> bool {
+        self.established
+    }
+
+    /// How many bytes the next frame needs in the read buffer (reserve at least this much).
+    pub fn bytes_needed(&self) -> usize {
+        self.conn.bytes_needed()
+    }
+
+    /// Whether the backend should read: false while the socket's receive pipe is full.
+    pub fn wants_read(&self) -> bool {
+        self.stalled.is_none() && self.closing.is_none()
+    }
+
+    /// Feeds bytes read from the connection (see [`Connection::handle_read_buf`]) and hands
+    /// the decoded messages to the socket.
+    pub fn handle_read_buf(&mut self, now: Instant, buf: &mut BytesMut) -> Result<(), EngineError> {
+        self.conn.handle_read_buf(now, buf)?;
+        self.process_events()
+    }
+
+    fn process_events(&mut self) -> Result<(), EngineError> {
+        while self.stalled.is_none() {
+            let Some(ev) = self.conn.poll_event() else {
+                break;
+            };
+            match ev {
+                Event::Established => self.on_established()?,
+                Event::Message(m) => self.deliver(m),
+                Event::Subscribe(t) => self.subscription(true, &t),
+                Event::Cancel(t) => self.subscription(false, &t),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn on_established(&mut self) -> Result<(), EngineError> {
+        if self.pipes.is_none() {
+            self.pipes = Some(self.core.attach().map_err(|_| EngineError::SocketClosed)?);
+        }
+        let id = self.pipes.as_ref().map(PeerPipes::id).unwrap_or_default();
+        // Commands queued while disconnected are superseded by the full re-send below.
+        if let Some(p) = &mut self.pipes {
+            while p.commands.try_recv().is_ok() {}
+        }
+        let identity = self.conn.peer().and_then(|p| p.identity.clone());
+        match self.core.established(id, identity) {
+            Ok(()) => {}
+            Err(Error::Closed) => return Err(EngineError::SocketClosed),
+            Err(_) => {
+                return Err(EngineError::Refused(match self.core.socket_type() {
+                    SocketType::Pair => "PAIR already has a peer",
+                    _ => "routing id already in use",
+                }));
+            }
+        }
+        self.established = true;
+        self.core.emit(MonitorEvent::HandshakeSucceeded {
+            endpoint: self.endpoint.clone(),
+        });
+        Ok(())
+    }
+
+    fn subscription(&mut self, on: bool, topic: &[u8]) {
+        if let Some(p) = &self.pipes {
+            self.core.peer_subscription(p.id, on, topic);
+        }
+    }
+
+    fn deliver(&mut self, msg: Message) {
+        let Some(p) = &mut self.pipes else { return };
+        match self.core.socket_type() {
+            // A ZMTP 3.0 subscriber subscribes with messages.
+            SocketType::Pub | SocketType::XPub => {
+                if !msg.is_multipart() {
+                    if let Some(f) = msg.first() {
+                        if let Some((&kind @ (0 | 1), topic)) = f.as_slice().split_first() {
+                            self.core.peer_subscription(p.id, kind == 1, topic);
+                            return;
+                        }
+                    }
+                }
+                if self.core.socket_type() == SocketType::Pub {
+                    return;
+                }
+            }
+            // These never receive; a peer that sends anyway is ignored.
+            SocketType::Push => return,
+            _ => {}
+        }
+        if let Err(yring::PushError::Full(m)) = p.inbound.push_publish(msg) {
+            self.stalled = Some(m);
+        }
+    }
+
+    /// Waits for room in the socket's receive pipe when a message is stalled, then delivers it
+    /// and the events behind it. `Ready(Ok(()))` when nothing is stalled.
+    pub fn poll_inbound(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EngineError>> {
+        while let Some(m) = self.stalled.take() {
+            let Some(p) = &mut self.pipes else { return Poll::Ready(Ok(())) };
+            match p.inbound.poll_space(cx) {
+                Poll::Ready(Ok(())) => {
+                    if let Err(yring::PushError::Full(m)) = p.inbound.push_publish(m) {
+                        self.stalled = Some(m);
+                        continue;
+                    }
+                    if let Err(e) = self.process_events() {
+                        return Poll::Ready(Err(e));
+                    }
+                }
+                // The socket is gone: nobody will read.
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(EngineError::SocketClosed)),
+                Poll::Pending => {
+                    self.stalled = Some(m);
+                    return Poll::Pending;
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Appends to `out` what the connection has to send: handshake traffic, heartbeats, queued
+    /// commands and a batch of queued messages. Registers the task to be woken when more is
+    /// queued. `Ready(Err(SocketClosed))` once the socket is closed and everything queued has
+    /// been appended: write `out` out, then close.
+    pub fn poll_transmit(&mut self, cx: &mut Context<'_>, now: Instant, out: &mut WriteBuf) -> Poll<Result<(), EngineError>> {
+        self.conn.poll_transmit(out);
+        let Some(p) = &mut self.pipes else {
+            return self.closing_status(now);
+        };
+        // Before the handshake, subscriptions are dropped here: `established` re-sends them all.
+        while let Poll::Ready(Ok(cmd)) = p.commands.poll_recv(cx) {
+            match cmd {
+                PeerCommand::Subscribe(t) => {
+                    let _ = self.conn.subscribe(&t, out);
+                }
+                PeerCommand::Cancel(t) => {
+                    let _ = self.conn.cancel(&t, out);
+                }
+                PeerCommand::Close { linger } => {
+                    self.closing = Some(linger.and_then(|l| now.checked_add(l)));
+                }
+            }
+        }
+        if !self.conn.is_established() || self.closing.flatten().is_some_and(|d| d <= now) {
+            return self.closing_status(now);
+        }
+        while out.len() < BATCH_BYTES {
+            match p.outbound.pop() {
+                Some(m) => {
+                    let _ = self.conn.send(&m, out);
+                }
+                None => match p.outbound.poll_fetch(cx) {
+                    Poll::Ready(0) => {
+                        self.drained = true;
+                        break;
+                    }
+                    Poll::Ready(_) => {}
+                    Poll::Pending => break,
+                },
+            }
+        }
+        if out.len() >= BATCH_BYTES {
+            // More may be queued: come back after this batch is written.
+            cx.waker().wake_by_ref();
+        }
+        self.closing_status(now)
+    }
+
+    fn closing_status(&self, now: Instant) -> Poll<Result<(), EngineError>> {
+        match self.closing {
+            Some(deadline) if self.drained || deadline.is_some_and(|d| d <= now) => {
+                Poll::Ready(Err(EngineError::SocketClosed))
+            }
+            _ if self.drained && self.established => Poll::Ready(Err(EngineError::SocketClosed)),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    /// The next deadline: the codec's (handshake, heartbeats) or the linger period's.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let linger = self.closing.flatten();
+        match (self.conn.poll_timeout(), linger) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs the deadlines that have passed.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), EngineError> {
+        if self.closing.flatten().is_some_and(|d| d <= now) {
+            return Err(EngineError::SocketClosed);
+        }
+        self.conn.handle_timeout(now)?;
+        Ok(())
+    }
+
+    /// The linger deadline of a socket closed before this connection was established, for a
+    /// backend that waits for a connection: `Some(None)` waits forever.
+    pub fn linger(core: &Core) -> Option<Duration> {
+        core.options().linger
+    }
+
+    /// The connection ended with `reason`: reports it on the monitor, and returns the pipes if
+    /// they outlive the connection (an endpoint we connected to whose socket is still open).
+    pub fn finish(mut self, reason: &EngineError) -> Option<PeerPipes> {
+        let endpoint = self.endpoint.clone();
+        let reason_text = reason.to_string();
+        if self.established {
+            self.core.emit(MonitorEvent::Disconnected {
+                endpoint,
+                reason: reason_text,
+            });
+        } else if !matches!(reason, EngineError::SocketClosed) {
+            self.core.emit(MonitorEvent::HandshakeFailed {
+                endpoint,
+                reason: reason_text,
+            });
+        }
+        let pipes = self.pipes.take()?;
+        let keep = self.keep_pipes
+            && !self.drained
+            && !self.core.is_closed()
+            && !matches!(reason, EngineError::Refused(_));
+        if keep {
+            self.core.disconnected(pipes.id);
+            // A stalled message is lost with the connection, as the rest of its input.
+            Some(pipes)
+        } else {
+            self.core.detach(pipes.id);
+            None
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Socket monitor events.
+
+use std::time::Duration;
+
+/// Something that happened to one of a socket's endpoints or connections.
+///
+/// The endpoint is the text form (`tcp://127.0.0.1:5555`): the resolved address of a listener,
+/// the address of a connect, or the peer address of an accepted connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MonitorEvent {
+    /// A listener is bound.
+    Listening {
+        /// The resolved endpoint.
+        endpoint: String,
+    },
+    /// Binding failed.
+    BindFailed {
+        /// The endpoint asked for.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// A listener accepted a connection.
+    Accepted {
+        /// The listener's endpoint.
+        endpoint: String,
+    },
+    /// An outgoing connection was established (before the ZMTP handshake).
+    Connected {
+        /// The endpoint connected to.
+        endpoint: String,
+    },
+    /// An outgoing connection attempt failed; another one is scheduled.
+    ConnectDelayed {
+        /// The endpoint.
+        endpoint: String,
+        /// Why the attempt failed.
+        reason: String,
+    },
+    /// A new connection attempt starts after `interval`.
+    ConnectRetried {
+        /// The endpoint.
+        endpoint: String,
+        /// The wait before this attempt.
+        interval: Duration,
+    },
+    /// The ZMTP handshake finished; messages flow.
+    HandshakeSucceeded {
+        /// The endpoint.
+        endpoint: String,
+    },
+    /// The ZMTP handshake failed; the connection is closed.
+    HandshakeFailed {
+        /// The endpoint.
+        endpoint: String,
+        /// Why (a protocol error, a refusal, a timeout, an incompatible socket type, ...).
+        reason: String,
+    },
+    /// An established connection ended.
+    Disconnected {
+        /// The endpoint.
+        endpoint: String,
+        /// Why (closed by the peer, a protocol error, a heartbeat timeout, ...).
+        reason: String,
+    },
+    /// A listener was closed (unbind or socket close).
+    Closed {
+        /// The endpoint.
+        endpoint: String,
+    },
+    /// Reconnecting to this endpoint stopped (see [`ReconnectStop`](crate::ReconnectStop)).
+    ReconnectStopped {
+        /// The endpoint.
+        endpoint: String,
+    },
+}
