@@ -232,6 +232,11 @@ impl Engine {
     /// been appended: write `out` out, then close.
     pub fn poll_transmit(&mut self, cx: &mut Context<'_>, now: Instant, out: &mut WriteBuf) -> Poll<Result<(), EngineError>> {
         self.conn.poll_transmit(out);
+        if self.conn.error().is_some() {
+            // Only the codec's own farewell (an ERROR command) goes out; queued messages stay
+            // in the pipe for the next connection.
+            return Poll::Ready(Ok(()));
+        }
         let Some(p) = &mut self.pipes else {
             return self.closing_status(now);
         };

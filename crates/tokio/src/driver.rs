@@ -1,0 +1,154 @@
+//! One task per connection: reads into the engine, writes what it produces, runs its timers.
+
+use std::future::{Future, poll_fn};
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+use omq_sockets::{Engine, EngineError};
+use omq_zmtp::WriteBuf;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Sleep;
+
+/// Read at least this much per read call.
+const READ_CHUNK: usize = 64 * 1024;
+/// Refill the write buffer while it holds less than this.
+const REFILL_BELOW: usize = 64 * 1024;
+/// Loop turns with progress before the task yields to the runtime.
+const BUDGET: u32 = 64;
+/// iovecs per vectored write.
+const MAX_IOVECS: usize = 64;
+
+struct Driver<'a, S> {
+    stream: S,
+    engine: &'a mut Engine,
+    rbuf: BytesMut,
+    wbuf: WriteBuf,
+    sleep: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+    /// Set once the engine says the socket is closed: flush, then end.
+    closing: Option<EngineError>,
+}
+
+/// Runs the connection until it ends; returns why.
+pub(crate) async fn run<S>(stream: S, engine: &mut Engine) -> EngineError
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut d = Driver {
+        stream,
+        engine,
+        rbuf: BytesMut::with_capacity(READ_CHUNK),
+        wbuf: WriteBuf::new(),
+        sleep: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))),
+        armed: None,
+        closing: None,
+    };
+    poll_fn(|cx| d.poll(cx)).await
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<EngineError> {
+        let mut budget = BUDGET;
+        loop {
+            let mut progress = false;
+            let now = Instant::now();
+
+            // Input first: fresh bytes are proof of life for the heartbeat check below.
+            if let Poll::Ready(Err(e)) = self.engine.poll_inbound(cx) {
+                return Poll::Ready(e);
+            }
+            if self.engine.wants_read() && self.closing.is_none() {
+                let need = self.engine.bytes_needed().max(READ_CHUNK);
+                if self.rbuf.capacity() - self.rbuf.len() < need {
+                    self.rbuf.reserve(need);
+                }
+                match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.rbuf) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(EngineError::Io("connection closed by the peer".into()));
+                    }
+                    Poll::Ready(Ok(_)) => {
+                        if let Err(e) = self.engine.handle_read_buf(now, &mut self.rbuf) {
+                            self.flush_best_effort(cx, now);
+                            return Poll::Ready(e);
+                        }
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(EngineError::Io(e.to_string())),
+                    Poll::Pending => {}
+                }
+            }
+
+            // Output: a batch from the pipes, one vectored write.
+            if self.closing.is_none() && self.wbuf.len() < REFILL_BELOW {
+                if let Poll::Ready(Err(e)) = self.engine.poll_transmit(cx, now, &mut self.wbuf) {
+                    self.closing = Some(e);
+                }
+            }
+            if !self.wbuf.is_empty() {
+                let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+                let n = self.wbuf.chunks_vectored(&mut iov);
+                match Pin::new(&mut self.stream).poll_write_vectored(cx, &iov[..n]) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(EngineError::Io("connection closed".into()));
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        self.wbuf.advance(n);
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(EngineError::Io(e.to_string())),
+                    Poll::Pending => {}
+                }
+            }
+            if self.wbuf.is_empty() {
+                if let Some(e) = self.closing.take() {
+                    return Poll::Ready(e);
+                }
+            }
+
+            // Timers.
+            match self.engine.poll_timeout() {
+                Some(t) if t <= now => {
+                    if let Err(e) = self.engine.handle_timeout(now) {
+                        self.flush_best_effort(cx, now);
+                        return Poll::Ready(e);
+                    }
+                    progress = true;
+                }
+                Some(t) => {
+                    if self.armed != Some(t) {
+                        self.armed = Some(t);
+                        self.sleep.as_mut().reset(tokio::time::Instant::from_std(t));
+                    }
+                    if self.sleep.as_mut().poll(cx).is_ready() {
+                        self.armed = None;
+                        progress = true;
+                    }
+                }
+                None => {}
+            }
+
+            if !progress {
+                return Poll::Pending;
+            }
+            budget -= 1;
+            if budget == 0 {
+                // Long drains yield, so one busy connection cannot starve the runtime.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// After a fatal error, one attempt to send what is queued (an ERROR command).
+    fn flush_best_effort(&mut self, cx: &mut Context<'_>, now: Instant) {
+        let _ = self.engine.poll_transmit(cx, now, &mut self.wbuf);
+        if !self.wbuf.is_empty() {
+            let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+            let n = self.wbuf.chunks_vectored(&mut iov);
+            let _ = Pin::new(&mut self.stream).poll_write_vectored(cx, &iov[..n]);
+        }
+    }
+}

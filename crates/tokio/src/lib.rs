@@ -1,0 +1,332 @@
+//! ZeroMQ sockets on tokio.
+//!
+//! Every standard socket type (PAIR, PUB, SUB, XPUB, XSUB, PUSH, PULL, REQ, REP, DEALER,
+//! ROUTER) over `tcp://`, `ipc://` and `inproc://`, speaking ZMTP 3.1 (and 3.0) to libzmq and
+//! to each other. The socket semantics live in [`omq_sockets`]; this crate owns the file
+//! descriptors, the tasks and the timers: one listener task per bound endpoint, one connect loop
+//! per connected endpoint, and one driver task per connection that reads into the codec, writes
+//! batches of queued messages with one vectored write, and runs the heartbeats.
+//!
+//! Sockets are `Send + Sync` and work on current-thread and multi-thread runtimes.
+//!
+//! ```
+//! use omq_tokio::{Options, Socket, SocketType};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), omq_tokio::Error> {
+//! let pull = Socket::new(SocketType::Pull, Options::default())?;
+//! let endpoint = pull.bind("tcp://127.0.0.1:0").await?;
+//!
+//! let push = Socket::new(SocketType::Push, Options::default())?;
+//! push.connect(&endpoint.to_string()).await?;
+//! push.send("hello").await?;
+//!
+//! let msg = pull.recv().await?;
+//! assert_eq!(msg.frames()[0], b"hello"[..]);
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod driver;
+mod transport;
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+pub use omq_sockets::{Endpoint, Error, MonitorEvent, Options, TrySendError};
+use omq_sockets::{Core, PeerId, inproc};
+pub use omq_zmtp::{Frame, Message, SocketType};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Endpoint state: running.
+pub(crate) const RUN: u8 = 0;
+/// Endpoint state: the socket is closed (finish the current connection, start no new one).
+pub(crate) const CLOSE: u8 = 1;
+/// Endpoint state: unbound or disconnected (stop now).
+pub(crate) const ABORT: u8 = 2;
+
+/// The socket's tasks, awaited by [`Socket::close`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Tasks(Arc<Mutex<Vec<JoinHandle<()>>>>);
+
+impl Tasks {
+    pub(crate) fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        let h = tokio::spawn(fut);
+        let mut v = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        v.retain(|h| !h.is_finished());
+        v.push(h);
+    }
+
+    fn take(&self) -> Vec<JoinHandle<()>> {
+        std::mem::take(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+#[derive(Debug)]
+enum Attached {
+    /// A tcp or ipc listener or connect loop, stopped through its state.
+    Task(watch::Sender<u8>),
+    /// Bound to an inproc name.
+    InprocBound(String),
+    /// Connected to an inproc name.
+    InprocConnected(PeerId),
+}
+
+/// A ZeroMQ socket.
+///
+/// Dropping it closes it without waiting: connections still send what is queued within the
+/// linger period in the background. [`close`](Self::close) waits for that.
+#[derive(Debug)]
+pub struct Socket {
+    core: Arc<Core>,
+    endpoints: Mutex<HashMap<String, Vec<Attached>>>,
+    tasks: Tasks,
+}
+
+impl Socket {
+    /// A new socket of type `socket_type`. Invalid options are an error here.
+    pub fn new(socket_type: SocketType, options: Options) -> Result<Self, Error> {
+        Ok(Self {
+            core: Core::new(socket_type, options)?,
+            endpoints: Mutex::new(HashMap::new()),
+            tasks: Tasks::default(),
+        })
+    }
+
+    /// The socket type.
+    pub fn socket_type(&self) -> SocketType {
+        self.core.socket_type()
+    }
+
+    /// The options the socket was created with.
+    pub fn options(&self) -> &Options {
+        self.core.options()
+    }
+
+    fn remember(&self, key: String, a: Attached) {
+        self.endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key)
+            .or_default()
+            .push(a);
+    }
+
+    /// Binds to `endpoint` and returns it resolved: `tcp://127.0.0.1:0` reports the port the
+    /// system chose, `ipc://*` the path. Must run inside a tokio runtime.
+    pub async fn bind(&self, endpoint: &str) -> Result<Endpoint, Error> {
+        let ep: Endpoint = endpoint.parse()?;
+        if self.core.is_closed() {
+            return Err(Error::Closed);
+        }
+        if let Endpoint::Inproc(name) = &ep {
+            inproc::bind(&self.core, name)?;
+            self.remember(ep.to_string(), Attached::InprocBound(name.clone()));
+            return Ok(ep);
+        }
+        no_runtime()?;
+        let (listener, resolved) = match transport::bind(&ep, &self.core).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.core.emit(MonitorEvent::BindFailed {
+                    endpoint: endpoint.to_owned(),
+                    reason: e.to_string(),
+                });
+                return Err(e.into());
+            }
+        };
+        let text = resolved.to_string();
+        self.core.emit(MonitorEvent::Listening {
+            endpoint: text.clone(),
+        });
+        let (tx, rx) = watch::channel(RUN);
+        self.tasks.spawn(transport::accept_loop(
+            self.core.clone(),
+            listener,
+            text.clone(),
+            rx,
+            self.tasks.clone(),
+        ));
+        self.remember(text, Attached::Task(tx));
+        Ok(resolved)
+    }
+
+    /// Connects to `endpoint`. Returns at once: the connection is made (and remade after
+    /// failures, every reconnect interval) in the background, and unless `immediate` is set,
+    /// messages queue for the endpoint from now on. Must run inside a tokio runtime.
+    pub async fn connect(&self, endpoint: &str) -> Result<(), Error> {
+        let ep: Endpoint = endpoint.parse()?;
+        ep.check_connect()?;
+        if let Endpoint::Inproc(name) = &ep {
+            let id = inproc::connect(&self.core, name)?;
+            self.remember(ep.to_string(), Attached::InprocConnected(id));
+            return Ok(());
+        }
+        no_runtime()?;
+        let pipes = if self.core.options().immediate {
+            None
+        } else {
+            Some(self.core.attach()?)
+        };
+        let (tx, rx) = watch::channel(RUN);
+        self.tasks
+            .spawn(transport::connect_loop(self.core.clone(), ep.clone(), pipes, rx));
+        self.remember(ep.to_string(), Attached::Task(tx));
+        Ok(())
+    }
+
+    /// Stops listening on a bound endpoint (as [`bind`](Self::bind) returned it).
+    pub async fn unbind(&self, endpoint: &str) -> Result<(), Error> {
+        self.forget(endpoint, true)
+    }
+
+    /// Stops connecting to `endpoint` and drops its connection and queued messages.
+    pub async fn disconnect(&self, endpoint: &str) -> Result<(), Error> {
+        self.forget(endpoint, false)
+    }
+
+    fn forget(&self, endpoint: &str, bound: bool) -> Result<(), Error> {
+        let key = endpoint
+            .parse::<Endpoint>()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|_| endpoint.to_owned());
+        let mut map = self.endpoints.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = map.get_mut(&key).ok_or(Error::UnknownEndpoint)?;
+        let before = list.len();
+        list.retain(|a| {
+            let matches = match a {
+                Attached::InprocBound(_) => bound,
+                Attached::InprocConnected(_) => !bound,
+                Attached::Task(_) => true,
+            };
+            if matches {
+                match a {
+                    Attached::Task(tx) => {
+                        let _ = tx.send(ABORT);
+                    }
+                    Attached::InprocBound(name) => {
+                        inproc::unbind(&self.core, name);
+                    }
+                    Attached::InprocConnected(id) => self.core.detach(*id),
+                }
+            }
+            !matches
+        });
+        let removed = before != list.len();
+        if list.is_empty() {
+            map.remove(&key);
+        }
+        if removed { Ok(()) } else { Err(Error::UnknownEndpoint) }
+    }
+
+    /// Sends a message, waiting while every eligible peer is at its high-water mark (PUB and
+    /// ROUTER without `router_mandatory` never wait: they drop). Cancel safe: if the future is
+    /// dropped before it completes, the message was not sent.
+    pub async fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
+        let mut msg = Some(msg.into());
+        poll_fn(|cx| self.core.poll_send(cx, &mut msg)).await
+    }
+
+    /// Sends a message if a peer has room now; otherwise hands it back in
+    /// [`TrySendError::Full`].
+    pub fn try_send(&self, msg: impl Into<Message>) -> Result<(), TrySendError> {
+        self.core.try_send(msg.into())
+    }
+
+    /// Receives the next message, waiting for one. Cancel safe: a dropped future loses nothing.
+    pub async fn recv(&self) -> Result<Message, Error> {
+        poll_fn(|cx| self.core.poll_recv(cx)).await
+    }
+
+    /// Receives a message if one is queued.
+    pub fn try_recv(&self) -> Result<Option<Message>, Error> {
+        self.core.try_recv()
+    }
+
+    /// SUB, XSUB: subscribes to messages whose first frame starts with `topic` (empty: all).
+    pub fn subscribe(&self, topic: impl AsRef<[u8]>) -> Result<(), Error> {
+        self.core.subscribe(topic.as_ref())
+    }
+
+    /// SUB, XSUB: cancels one subscription to `topic`.
+    pub fn unsubscribe(&self, topic: impl AsRef<[u8]>) -> Result<(), Error> {
+        self.core.unsubscribe(topic.as_ref())
+    }
+
+    /// A stream of this socket's monitor events from now on.
+    pub fn monitor(&self) -> Monitor {
+        Monitor {
+            rx: self.core.monitor(),
+        }
+    }
+
+    fn shut(&self) {
+        self.core.close();
+        let map = std::mem::take(&mut *self.endpoints.lock().unwrap_or_else(PoisonError::into_inner));
+        for a in map.into_values().flatten() {
+            match a {
+                Attached::Task(tx) => {
+                    let _ = tx.send(CLOSE);
+                }
+                Attached::InprocBound(name) => {
+                    inproc::unbind(&self.core, &name);
+                }
+                Attached::InprocConnected(_) => {}
+            }
+        }
+    }
+
+    /// Closes the socket and waits until every connection has sent what was queued, within the
+    /// linger period (`Options::linger`; `None`, the default, waits as long as it takes, as
+    /// libzmq does).
+    pub async fn close(self) {
+        self.shut();
+        for h in self.tasks.take() {
+            let _ = h.await;
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
+fn no_runtime() -> Result<(), Error> {
+    tokio::runtime::Handle::try_current()
+        .map(drop)
+        .map_err(|e| Error::Io(std::io::Error::other(e)))
+}
+
+/// The monitor events of one socket (see [`Socket::monitor`]): a [`Stream`](futures_core::Stream).
+#[derive(Debug)]
+pub struct Monitor {
+    rx: blume::Receiver<MonitorEvent>,
+}
+
+impl Monitor {
+    /// The next event; `None` once the socket is gone and every event was taken.
+    pub async fn next(&mut self) -> Option<MonitorEvent> {
+        self.rx.recv().await.ok()
+    }
+
+    /// The next event if one is queued.
+    pub fn try_next(&mut self) -> Option<MonitorEvent> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl futures_core::Stream for Monitor {
+    type Item = MonitorEvent;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<MonitorEvent>> {
+        self.get_mut().rx.poll_recv(cx).map(Result::ok)
+    }
+}
