@@ -108,6 +108,12 @@ impl PeerPipes {
     pub fn id(&self) -> PeerId {
         self.id
     }
+
+    /// Whether messages are queued for this peer (a closed socket's connect loop keeps trying
+    /// to deliver them within the linger period).
+    pub fn has_queued(&mut self) -> bool {
+        self.outbound.fetch() > 0
+    }
 }
 
 /// A socket's state, shared between the user's handle and the backend's connection drivers.
@@ -240,7 +246,11 @@ impl Core {
 
     /// Sends the message in `msg` (taking it) or, when every eligible peer is at its high-water
     /// mark, leaves it there and arranges for the task to be woken when that may have changed.
-    pub fn poll_send(&self, cx: &mut Context<'_>, msg: &mut Option<Message>) -> Poll<Result<(), Error>> {
+    pub fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        msg: &mut Option<Message>,
+    ) -> Poll<Result<(), Error>> {
         let Some(m) = msg.take() else {
             return Poll::Ready(Ok(()));
         };
@@ -275,9 +285,7 @@ impl Core {
             return Err(Error::EmptyMessage);
         }
         match self.socket_type {
-            SocketType::Push | SocketType::Dealer => {
-                Ok(self.load_balance(st, msg, cx).err())
-            }
+            SocketType::Push | SocketType::Dealer => Ok(self.load_balance(st, msg, cx).err()),
             SocketType::Req => {
                 if st.req_peer.is_some() {
                     return Err(Error::State);
@@ -377,7 +385,12 @@ impl Core {
 
     /// Registers the task as a send waiter and arms every selected pipe. Returns whether a pipe
     /// had room after all (the caller retries).
-    fn arm_send(&self, st: &mut State, cx: &mut Context<'_>, select: impl Fn(&OutPeer) -> bool) -> bool {
+    fn arm_send(
+        &self,
+        st: &mut State,
+        cx: &mut Context<'_>,
+        select: impl Fn(&OutPeer) -> bool,
+    ) -> bool {
         self.send_wait.register(cx);
         let mut fan = Context::from_waker(&self.send_waker);
         let mut ready = false;
@@ -394,7 +407,11 @@ impl Core {
         mut cx: Option<&mut Context<'_>>,
     ) -> Result<Option<Message>, Error> {
         for _ in 0..3 {
-            let Some(idx) = st.out.iter().position(|p| Some(p.id) == st.pair_peer || st.pair_peer.is_none()) else {
+            let Some(idx) = st
+                .out
+                .iter()
+                .position(|p| Some(p.id) == st.pair_peer || st.pair_peer.is_none())
+            else {
                 if let Some(cx) = cx {
                     self.send_wait.register(cx);
                 }
@@ -421,7 +438,12 @@ impl Core {
     }
 
     /// Whether every subscribed peer has room (XPUB_NODROP); arms the full ones when not.
-    fn fan_out_has_room(&self, st: &mut State, msg: &Message, cx: Option<&mut Context<'_>>) -> bool {
+    fn fan_out_has_room(
+        &self,
+        st: &mut State,
+        msg: &Message,
+        cx: Option<&mut Context<'_>>,
+    ) -> bool {
         let topic = msg.first().map_or(&[][..], |f| f.as_slice());
         let full = st
             .out
@@ -468,7 +490,10 @@ impl Core {
         mut msg: Message,
         cx: Option<&mut Context<'_>>,
     ) -> Result<Option<Message>, Error> {
-        let rid = msg.first().map(|f| Bytes::copy_from_slice(f.as_slice())).unwrap_or_default();
+        let rid = msg
+            .first()
+            .map(|f| Bytes::copy_from_slice(f.as_slice()))
+            .unwrap_or_default();
         let Some(&peer) = st.by_rid.get(&rid) else {
             return if self.options.router_mandatory {
                 Err(Error::HostUnreachable)
@@ -629,7 +654,11 @@ impl Core {
         }
     }
 
-    fn recv_locked(&self, st: &mut State, mut cx: Option<&mut Context<'_>>) -> Result<Option<Message>, Error> {
+    fn recv_locked(
+        &self,
+        st: &mut State,
+        mut cx: Option<&mut Context<'_>>,
+    ) -> Result<Option<Message>, Error> {
         if st.closed {
             return Err(Error::Closed);
         }
@@ -760,7 +789,7 @@ impl Core {
         let (in_tx, in_rx) = yring::channel(ring_capacity(self.options.recv_hwm));
         let id = self.attach_locked(&mut st, out_tx, in_rx, PeerLink::Zmtp(cmd_tx));
         drop(st);
-        self.send_wait.wake_all();
+        self.peers_changed();
         Ok(PeerPipes {
             id,
             outbound: out_rx,
@@ -847,8 +876,14 @@ impl Core {
             }
         }
         run_deferred(deferred);
-        self.send_wait.wake_all();
+        self.peers_changed();
         Ok(())
+    }
+
+    /// A waiting sender or receiver must re-arm on the new set of pipes.
+    fn peers_changed(&self) {
+        self.send_wait.wake_all();
+        self.recv_wait.wake_all();
     }
 
     /// Removes a peer from routing at once (its connection is gone for good). Messages it
@@ -860,8 +895,7 @@ impl Core {
         }
         drop(st);
         // A sender waiting on this peer's full pipe may now use another (or see it gone).
-        self.send_wait.wake_all();
-        self.recv_wait.wake_all();
+        self.peers_changed();
     }
 
     /// The peer's connection went down but its pipes stay (an endpoint we connected: messages
@@ -919,7 +953,7 @@ impl Core {
         }
         let id = self.attach_locked(&mut st, tx, rx, PeerLink::Inproc(remote));
         drop(st);
-        self.send_wait.wake_all();
+        self.peers_changed();
         Ok(id)
     }
 

@@ -115,23 +115,24 @@ impl Engine {
 
     /// Whether the backend should read: false while the socket's receive pipe is full.
     pub fn wants_read(&self) -> bool {
-        self.stalled.is_none() && self.closing.is_none()
+        // While lingering, reading goes on: the handshake, heartbeats and the peer's close.
+        self.stalled.is_none()
     }
 
     /// Feeds bytes read from the connection (see [`Connection::handle_read_buf`]) and hands
     /// the decoded messages to the socket.
     pub fn handle_read_buf(&mut self, now: Instant, buf: &mut BytesMut) -> Result<(), EngineError> {
         self.conn.handle_read_buf(now, buf)?;
-        self.process_events()
+        self.process_events(now)
     }
 
-    fn process_events(&mut self) -> Result<(), EngineError> {
+    fn process_events(&mut self, now: Instant) -> Result<(), EngineError> {
         while self.stalled.is_none() {
             let Some(ev) = self.conn.poll_event() else {
                 break;
             };
             match ev {
-                Event::Established => self.on_established()?,
+                Event::Established => self.on_established(now)?,
                 Event::Message(m) => self.deliver(m),
                 Event::Subscribe(t) => self.subscription(true, &t),
                 Event::Cancel(t) => self.subscription(false, &t),
@@ -141,14 +142,26 @@ impl Engine {
         Ok(())
     }
 
-    fn on_established(&mut self) -> Result<(), EngineError> {
+    fn on_established(&mut self, now: Instant) -> Result<(), EngineError> {
         if self.pipes.is_none() {
             self.pipes = Some(self.core.attach().map_err(|_| EngineError::SocketClosed)?);
         }
         let id = self.pipes.as_ref().map(PeerPipes::id).unwrap_or_default();
-        // Commands queued while disconnected are superseded by the full re-send below.
+        // Subscriptions queued while disconnected are superseded by the full re-send in
+        // `established`; a close is kept.
         if let Some(p) = &mut self.pipes {
-            while p.commands.try_recv().is_ok() {}
+            while let Ok(cmd) = p.commands.try_recv() {
+                if let PeerCommand::Close { linger } = cmd {
+                    self.closing = Some(linger.and_then(|l| now.checked_add(l)));
+                }
+            }
+        }
+        if self.core.is_closed() {
+            // A closed socket's connect loop connected to deliver what is still queued.
+            let linger = self.core.options().linger;
+            self.closing = Some(linger.and_then(|l| now.checked_add(l)));
+            self.established = true;
+            return Ok(());
         }
         let identity = self.conn.peer().and_then(|p| p.identity.clone());
         match self.core.established(id, identity) {
@@ -202,16 +215,22 @@ impl Engine {
 
     /// Waits for room in the socket's receive pipe when a message is stalled, then delivers it
     /// and the events behind it. `Ready(Ok(()))` when nothing is stalled.
-    pub fn poll_inbound(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EngineError>> {
+    pub fn poll_inbound(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Instant,
+    ) -> Poll<Result<(), EngineError>> {
         while let Some(m) = self.stalled.take() {
-            let Some(p) = &mut self.pipes else { return Poll::Ready(Ok(())) };
+            let Some(p) = &mut self.pipes else {
+                return Poll::Ready(Ok(()));
+            };
             match p.inbound.poll_space(cx) {
                 Poll::Ready(Ok(())) => {
                     if let Err(yring::PushError::Full(m)) = p.inbound.push_publish(m) {
                         self.stalled = Some(m);
                         continue;
                     }
-                    if let Err(e) = self.process_events() {
+                    if let Err(e) = self.process_events(now) {
                         return Poll::Ready(Err(e));
                     }
                 }
@@ -230,7 +249,12 @@ impl Engine {
     /// commands and a batch of queued messages. Registers the task to be woken when more is
     /// queued. `Ready(Err(SocketClosed))` once the socket is closed and everything queued has
     /// been appended: write `out` out, then close.
-    pub fn poll_transmit(&mut self, cx: &mut Context<'_>, now: Instant, out: &mut WriteBuf) -> Poll<Result<(), EngineError>> {
+    pub fn poll_transmit(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Instant,
+        out: &mut WriteBuf,
+    ) -> Poll<Result<(), EngineError>> {
         self.conn.poll_transmit(out);
         if self.conn.error().is_some() {
             // Only the codec's own farewell (an ERROR command) goes out; queued messages stay

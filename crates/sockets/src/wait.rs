@@ -30,7 +30,8 @@ impl WaitList {
 
     /// Wakes and forgets every registered task.
     pub(crate) fn wake_all(&self) {
-        let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(PoisonError::into_inner));
+        let wakers =
+            std::mem::take(&mut *self.wakers.lock().unwrap_or_else(PoisonError::into_inner));
         for w in wakers {
             w.wake();
         }

@@ -57,7 +57,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             let now = Instant::now();
 
             // Input first: fresh bytes are proof of life for the heartbeat check below.
-            if let Poll::Ready(Err(e)) = self.engine.poll_inbound(cx) {
+            if let Poll::Ready(Err(e)) = self.engine.poll_inbound(cx, now) {
                 return Poll::Ready(e);
             }
             if self.engine.wants_read() && self.closing.is_none() {
@@ -65,9 +65,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 if self.rbuf.capacity() - self.rbuf.len() < need {
                     self.rbuf.reserve(need);
                 }
-                match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.rbuf) {
+                match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.rbuf)
+                {
                     Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(EngineError::Io("connection closed by the peer".into()));
+                        return Poll::Ready(EngineError::Io(
+                            "connection closed by the peer".into(),
+                        ));
                     }
                     Poll::Ready(Ok(_)) => {
                         if let Err(e) = self.engine.handle_read_buf(now, &mut self.rbuf) {

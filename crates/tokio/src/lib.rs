@@ -38,8 +38,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-pub use omq_sockets::{Endpoint, Error, MonitorEvent, Options, TrySendError};
 use omq_sockets::{Core, PeerId, inproc};
+pub use omq_sockets::{Endpoint, Error, MonitorEvent, Options, TrySendError};
 pub use omq_zmtp::{Frame, Message, SocketType};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -175,8 +175,12 @@ impl Socket {
             Some(self.core.attach()?)
         };
         let (tx, rx) = watch::channel(RUN);
-        self.tasks
-            .spawn(transport::connect_loop(self.core.clone(), ep.clone(), pipes, rx));
+        self.tasks.spawn(transport::connect_loop(
+            self.core.clone(),
+            ep.clone(),
+            pipes,
+            rx,
+        ));
         self.remember(ep.to_string(), Attached::Task(tx));
         Ok(())
     }
@@ -196,7 +200,10 @@ impl Socket {
             .parse::<Endpoint>()
             .map(|e| e.to_string())
             .unwrap_or_else(|_| endpoint.to_owned());
-        let mut map = self.endpoints.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let list = map.get_mut(&key).ok_or(Error::UnknownEndpoint)?;
         let before = list.len();
         list.retain(|a| {
@@ -222,7 +229,11 @@ impl Socket {
         if list.is_empty() {
             map.remove(&key);
         }
-        if removed { Ok(()) } else { Err(Error::UnknownEndpoint) }
+        if removed {
+            Ok(())
+        } else {
+            Err(Error::UnknownEndpoint)
+        }
     }
 
     /// Sends a message, waiting while every eligible peer is at its high-water mark (PUB and
@@ -268,7 +279,12 @@ impl Socket {
 
     fn shut(&self) {
         self.core.close();
-        let map = std::mem::take(&mut *self.endpoints.lock().unwrap_or_else(PoisonError::into_inner));
+        let map = std::mem::take(
+            &mut *self
+                .endpoints
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
         for a in map.into_values().flatten() {
             match a {
                 Attached::Task(tx) => {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use omq_sockets::{Core, Endpoint, Engine, EngineError, Host, IpcAddr, MonitorEvent, PeerPipes, Port};
+use omq_sockets::{
+    Core, Endpoint, Engine, EngineError, Host, IpcAddr, MonitorEvent, PeerPipes, Port,
+};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
@@ -35,7 +37,12 @@ pub(crate) async fn bind(ep: &Endpoint, core: &Core) -> io::Result<(Listener, En
                     .await?
                     .next()
                     .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host not found"))?,
-                _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "unsupported host")),
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "unsupported host",
+                    ));
+                }
             };
             let l = TcpListener::bind(addr).await?;
             let local = l.local_addr()?;
@@ -58,11 +65,19 @@ pub(crate) async fn bind(ep: &Endpoint, core: &Core) -> io::Result<(Listener, En
                     (UnixListener::bind(&p)?, Some(p.clone()), IpcAddr::Path(p))
                 }
                 IpcAddr::Abstract(name) => (bind_abstract(name)?, None, addr.clone()),
-                _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "unsupported ipc address")),
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "unsupported ipc address",
+                    ));
+                }
             };
             Ok((Listener::Ipc(l, path), Endpoint::Ipc(resolved)))
         }
-        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a network endpoint")),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a network endpoint",
+        )),
     }
 }
 
@@ -86,7 +101,10 @@ fn bind_abstract(name: &str) -> io::Result<UnixListener> {
 
 #[cfg(not(target_os = "linux"))]
 fn bind_abstract(_: &str) -> io::Result<UnixListener> {
-    Err(io::Error::new(io::ErrorKind::Unsupported, "abstract ipc names are Linux-only"))
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "abstract ipc names are Linux-only",
+    ))
 }
 
 #[cfg(target_os = "linux")]
@@ -101,7 +119,10 @@ async fn connect_abstract(name: &str) -> io::Result<UnixStream> {
 
 #[cfg(not(target_os = "linux"))]
 async fn connect_abstract(_: &str) -> io::Result<UnixStream> {
-    Err(io::Error::new(io::ErrorKind::Unsupported, "abstract ipc names are Linux-only"))
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "abstract ipc names are Linux-only",
+    ))
 }
 
 /// Accepts connections until the socket closes or the endpoint is unbound.
@@ -125,7 +146,8 @@ pub(crate) async fn accept_loop(
                 let core = core.clone();
                 let endpoint = endpoint.clone();
                 tasks.spawn(async move {
-                    let Ok(mut engine) = Engine::new(core, None, true, endpoint, Instant::now()) else {
+                    let Ok(mut engine) = Engine::new(core, None, true, endpoint, Instant::now())
+                    else {
                         return;
                     };
                     let reason = match stream {
@@ -177,13 +199,17 @@ async fn connect(ep: &Endpoint) -> io::Result<Stream> {
         }
         Endpoint::Ipc(IpcAddr::Path(p)) => Ok(Stream::Ipc(UnixStream::connect(p).await?)),
         Endpoint::Ipc(IpcAddr::Abstract(n)) => Ok(Stream::Ipc(connect_abstract(n).await?)),
-        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a network endpoint")),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a network endpoint",
+        )),
     }
 }
 
-/// Connects, runs the connection, and reconnects with backoff until the socket closes, the
-/// endpoint is disconnected, or a reconnect-stop condition holds. The pipes created at connect
-/// time (unless `immediate`) live across the connections.
+/// Connects, runs the connection, and reconnects with backoff until the endpoint is
+/// disconnected, a reconnect-stop condition holds, or the socket is closed and nothing is left
+/// to deliver within the linger period. The pipes created at connect time (unless `immediate`)
+/// live across the connections.
 pub(crate) async fn connect_loop(
     core: Arc<Core>,
     ep: Endpoint,
@@ -193,18 +219,50 @@ pub(crate) async fn connect_loop(
     let endpoint = ep.to_string();
     let opts = core.options().clone();
     let mut interval = opts.reconnect_interval;
+    // Once the socket is closed: until when queued messages may still be delivered.
+    let mut linger_end: Option<Option<tokio::time::Instant>> = None;
+    let stop_reconnecting = |core: &Core| {
+        core.emit(MonitorEvent::ReconnectStopped {
+            endpoint: endpoint.clone(),
+        });
+    };
     loop {
+        let state = *stop.borrow_and_update();
+        if state == crate::ABORT {
+            break;
+        }
+        if state == crate::CLOSE || core.is_closed() {
+            let queued = pipes.as_mut().is_some_and(PeerPipes::has_queued);
+            let end = *linger_end
+                .get_or_insert_with(|| opts.linger.map(|l| tokio::time::Instant::now() + l));
+            if !queued || end.is_some_and(|e| e <= tokio::time::Instant::now()) {
+                break;
+            }
+        }
+        let linger_over = async {
+            match linger_end {
+                Some(Some(end)) => tokio::time::sleep_until(end).await,
+                _ => std::future::pending().await,
+            }
+        };
         let attempt = tokio::select! {
             r = connect(&ep) => r,
-            _ = until(&mut stop, |s| s != crate::RUN) => break,
+            // Closed: re-check what is queued; disconnected: stop.
+            s = until(&mut stop, |s| s != state) => if s == crate::ABORT { break } else { continue },
+            _ = linger_over => break,
         };
         match attempt {
             Ok(stream) => {
                 core.emit(MonitorEvent::Connected {
                     endpoint: endpoint.clone(),
                 });
-                let Ok(mut engine) = Engine::new(core.clone(), pipes.take(), false, endpoint.clone(), Instant::now())
-                else {
+                let Ok(mut engine) = Engine::new(
+                    core.clone(),
+                    pipes.take(),
+                    false,
+                    endpoint.clone(),
+                    Instant::now(),
+                ) else {
                     break;
                 };
                 let reason = tokio::select! {
@@ -219,22 +277,18 @@ pub(crate) async fn connect_loop(
                 };
                 let was_established = engine.is_established();
                 pipes = engine.finish(&reason);
-                if matches!(reason, EngineError::SocketClosed | EngineError::Refused(_)) || core.is_closed() {
+                if matches!(reason, EngineError::SocketClosed | EngineError::Refused(_))
+                    || core.is_closed()
+                {
                     break;
                 }
                 if was_established {
                     interval = opts.reconnect_interval;
                 }
-                if opts.reconnect_stop.after_disconnect && was_established {
-                    core.emit(MonitorEvent::ReconnectStopped {
-                        endpoint: endpoint.clone(),
-                    });
-                    break;
-                }
-                if opts.reconnect_stop.handshake_failed && !was_established {
-                    core.emit(MonitorEvent::ReconnectStopped {
-                        endpoint: endpoint.clone(),
-                    });
+                if (opts.reconnect_stop.after_disconnect && was_established)
+                    || (opts.reconnect_stop.handshake_failed && !was_established)
+                {
+                    stop_reconnecting(&core);
                     break;
                 }
             }
@@ -243,23 +297,19 @@ pub(crate) async fn connect_loop(
                     endpoint: endpoint.clone(),
                     reason: e.to_string(),
                 });
-                if opts.reconnect_stop.conn_refused && e.kind() == io::ErrorKind::ConnectionRefused {
-                    core.emit(MonitorEvent::ReconnectStopped {
-                        endpoint: endpoint.clone(),
-                    });
+                if opts.reconnect_stop.conn_refused && e.kind() == io::ErrorKind::ConnectionRefused
+                {
+                    stop_reconnecting(&core);
                     break;
                 }
             }
-        }
-        if core.is_closed() {
-            break;
         }
         let Some(wait) = interval else {
             break;
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = until(&mut stop, |s| s != crate::RUN) => break,
+            _ = until(&mut stop, |s| s == crate::ABORT) => break,
         }
         core.emit(MonitorEvent::ConnectRetried {
             endpoint: endpoint.clone(),
@@ -276,10 +326,11 @@ pub(crate) async fn connect_loop(
 
 /// Resolves once the endpoint's state satisfies `f`; never, if the socket's handle is gone
 /// without saying (its drop sets the state first).
-async fn until(stop: &mut watch::Receiver<u8>, f: impl Fn(u8) -> bool) {
+async fn until(stop: &mut watch::Receiver<u8>, f: impl Fn(u8) -> bool) -> u8 {
     loop {
-        if f(*stop.borrow_and_update()) {
-            return;
+        let s = *stop.borrow_and_update();
+        if f(s) {
+            return s;
         }
         if stop.changed().await.is_err() {
             std::future::pending::<()>().await;

@@ -1,0 +1,282 @@
+//! The socket scenario suite, written once against the [`Backend`] harness.
+//!
+//! A backend's test file implements [`Backend`] for its `Socket` and expands
+//! [`scenario_tests!`] to get one test per scenario and transport. Scenarios never sleep to
+//! synchronise: they wait on an event (a message, a monitor event) with a deadline, and a
+//! deadline that passes fails the test.
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+pub use omq_sockets::{Endpoint, Error, MonitorEvent, Options, TrySendError};
+pub use omq_zmtp::{Message, SocketType};
+
+mod scenarios;
+pub use scenarios::*;
+
+/// How long any single wait may take before the scenario fails.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// What a backend offers the scenarios: its socket API, plus timers and raw streams.
+#[allow(async_fn_in_trait)]
+pub trait Backend {
+    /// The backend's socket.
+    type Socket;
+    /// The backend's monitor stream.
+    type Monitor;
+    /// A raw byte stream (for misbehaving peers).
+    type Raw;
+    /// A raw listener.
+    type RawListener;
+
+    /// `Socket::new`.
+    fn socket(ty: SocketType, opts: Options) -> Result<Self::Socket, Error>;
+    /// `Socket::bind`.
+    async fn bind(s: &Self::Socket, ep: &str) -> Result<Endpoint, Error>;
+    /// `Socket::connect`.
+    async fn connect(s: &Self::Socket, ep: &str) -> Result<(), Error>;
+    /// `Socket::unbind`.
+    async fn unbind(s: &Self::Socket, ep: &str) -> Result<(), Error>;
+    /// `Socket::disconnect`.
+    async fn disconnect(s: &Self::Socket, ep: &str) -> Result<(), Error>;
+    /// `Socket::send`.
+    async fn send(s: &Self::Socket, m: Message) -> Result<(), Error>;
+    /// `Socket::try_send`.
+    fn try_send(s: &Self::Socket, m: Message) -> Result<(), TrySendError>;
+    /// `Socket::recv`.
+    async fn recv(s: &Self::Socket) -> Result<Message, Error>;
+    /// `Socket::try_recv`.
+    fn try_recv(s: &Self::Socket) -> Result<Option<Message>, Error>;
+    /// `Socket::subscribe`.
+    fn subscribe(s: &Self::Socket, topic: &[u8]) -> Result<(), Error>;
+    /// `Socket::unsubscribe`.
+    fn unsubscribe(s: &Self::Socket, topic: &[u8]) -> Result<(), Error>;
+    /// `Socket::monitor`.
+    fn monitor(s: &Self::Socket) -> Self::Monitor;
+    /// The monitor's next event.
+    async fn next_event(m: &mut Self::Monitor) -> Option<MonitorEvent>;
+    /// `Socket::close`.
+    async fn close(s: Self::Socket);
+    /// A timer.
+    async fn sleep(d: Duration);
+    /// A raw tcp listener on 127.0.0.1 and its `tcp://` endpoint.
+    async fn raw_listen() -> (Self::RawListener, String);
+    /// Accepts one raw connection.
+    async fn raw_accept(l: &Self::RawListener) -> Self::Raw;
+    /// Connects a raw stream to a `tcp://` endpoint.
+    async fn raw_connect(ep: &str) -> Self::Raw;
+    /// Writes all of `data`.
+    async fn raw_write(r: &mut Self::Raw, data: &[u8]) -> std::io::Result<()>;
+    /// Reads some bytes (0 at end of stream).
+    async fn raw_read(r: &mut Self::Raw, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+/// The transports every scenario runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// `tcp://127.0.0.1:0`.
+    Tcp,
+    /// `ipc://` with a fresh path.
+    Ipc,
+    /// `inproc://` with a fresh name.
+    Inproc,
+}
+
+impl Transport {
+    /// A fresh endpoint to bind.
+    pub fn endpoint(self) -> String {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        match self {
+            Self::Tcp => "tcp://127.0.0.1:0".into(),
+            Self::Ipc => format!(
+                "ipc://{}/omq-scenario-{}-{n}.sock",
+                std::env::temp_dir().display(),
+                std::process::id()
+            ),
+            Self::Inproc => format!("inproc://scenario-{n}"),
+        }
+    }
+}
+
+/// Runs `f` with a deadline; panics with `what` when the deadline passes first.
+pub async fn within<B: Backend, T>(what: &str, f: impl Future<Output = T>) -> T {
+    within_for::<B, T>(DEADLINE, what, f).await
+}
+
+/// [`within`] with an explicit deadline.
+///
+/// The deadline is polled first: a future that only completes because the deadline's timer
+/// polled it again (a lost wakeup) fails too.
+pub async fn within_for<B: Backend, T>(d: Duration, what: &str, f: impl Future<Output = T>) -> T {
+    match race(B::sleep(d), f).await {
+        Either::Right(v) => v,
+        Either::Left(()) => panic!("deadline passed waiting for {what}"),
+    }
+}
+
+/// The output of [`race`].
+#[derive(Debug)]
+pub enum Either<A, B> {
+    /// The first future finished first.
+    Left(A),
+    /// The second one did.
+    Right(B),
+}
+
+/// Polls both futures; returns the first output, dropping (cancelling) the other future.
+pub async fn race<A, B>(a: impl Future<Output = A>, b: impl Future<Output = B>) -> Either<A, B> {
+    let mut a = pin!(a);
+    let mut b = pin!(b);
+    poll_fn(|cx| {
+        if let Poll::Ready(v) = a.as_mut().poll(cx) {
+            return Poll::Ready(Either::Left(v));
+        }
+        if let Poll::Ready(v) = b.as_mut().poll(cx) {
+            return Poll::Ready(Either::Right(v));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Polls both futures to completion.
+pub async fn join<A, B>(a: impl Future<Output = A>, b: impl Future<Output = B>) -> (A, B) {
+    let mut a = pin!(a);
+    let mut b = pin!(b);
+    let mut ra = None;
+    let mut rb = None;
+    poll_fn(|cx| {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        if ra.is_some() && rb.is_some() {
+            Poll::Ready((ra.take().unwrap(), rb.take().unwrap()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Receives with the deadline.
+pub async fn recv<B: Backend>(s: &B::Socket) -> Message {
+    within::<B, _>("a message", B::recv(s)).await.expect("recv")
+}
+
+/// Waits for a monitor event that `pred` accepts, skipping others.
+pub async fn expect_event<B: Backend>(
+    m: &mut B::Monitor,
+    what: &str,
+    pred: impl Fn(&MonitorEvent) -> bool,
+) -> MonitorEvent {
+    within::<B, _>(what, async {
+        loop {
+            let ev = B::next_event(m).await.expect("monitor ended");
+            if pred(&ev) {
+                return ev;
+            }
+        }
+    })
+    .await
+}
+
+/// A message of the given frames.
+pub fn msg<const N: usize>(frames: [&[u8]; N]) -> Message {
+    frames.into_iter().collect()
+}
+
+/// The frames of a message as byte vectors.
+pub fn frames(m: &Message) -> Vec<Vec<u8>> {
+    m.iter().map(|f| f.as_slice().to_vec()).collect()
+}
+
+/// Options with a small linger (0) so that test sockets close fast.
+pub fn opts() -> Options {
+    let mut o = Options::default();
+    o.linger = Some(Duration::ZERO);
+    o
+}
+
+/// [`opts`] changed by `f`.
+pub fn opts_with(f: impl FnOnce(&mut Options)) -> Options {
+    let mut o = opts();
+    f(&mut o);
+    o
+}
+
+/// Sends `make(i)` until the receiver gets one (for subscriptions and connections that settle
+/// asynchronously), then returns what arrived.
+pub async fn send_until_received<B: Backend>(
+    tx: &B::Socket,
+    rx: &B::Socket,
+    make: impl Fn() -> Message,
+) -> Message {
+    within::<B, _>("the first message through", async {
+        loop {
+            let _ = B::try_send(tx, make());
+            match race(B::recv(rx), B::sleep(Duration::from_millis(5))).await {
+                Either::Left(m) => return m.expect("recv"),
+                Either::Right(()) => {}
+            }
+        }
+    })
+    .await
+}
+
+/// Bytes of a topic for tests.
+pub fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+/// Expands to one `#[test]`-attributed async test per scenario and transport, for a backend.
+/// `$attr` is the test attribute (`tokio::test` or the like).
+#[macro_export]
+macro_rules! scenario_tests {
+    ($backend:ty, #[$attr:meta]) => {
+        $crate::scenario_tests!(@each $backend, #[$attr],
+            push_pull, push_round_robin, pull_fair_queue, req_rep, req_state_machine,
+            dealer_router_identities, router_mandatory, pub_sub_filtering, xpub_xsub_subscriptions,
+            pair_exchange, hwm_blocks_and_try_send_hands_back, pub_drops_at_hwm,
+            connect_before_bind, linger_delivers_queued, cancelled_recv_loses_nothing,
+            multipart_atomic_under_load, monitor_reports_handshake, reconnect_restores_flow,
+            sub_resubscribes_after_reconnect
+        );
+        $crate::scenario_tests!(@network $backend, #[$attr],
+            garbage_peer_does_not_disturb, heartbeat_drops_silent_peer, wrong_socket_type_refused
+        );
+    };
+    (@each $backend:ty, #[$attr:meta], $($name:ident),*) => {
+        $(
+            mod $name {
+                use super::*;
+                #[$attr]
+                async fn tcp() { $crate::$name::<$backend>($crate::Transport::Tcp).await }
+                #[$attr]
+                async fn ipc() { $crate::$name::<$backend>($crate::Transport::Ipc).await }
+                #[$attr]
+                async fn inproc() { $crate::$name::<$backend>($crate::Transport::Inproc).await }
+            }
+        )*
+    };
+    (@network $backend:ty, #[$attr:meta], $($name:ident),*) => {
+        $(
+            mod $name {
+                use super::*;
+                #[$attr]
+                async fn tcp() { $crate::$name::<$backend>($crate::Transport::Tcp).await }
+            }
+        )*
+    };
+}

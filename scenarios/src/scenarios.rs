@@ -1,0 +1,640 @@
+//! The scenarios. Each is `async fn name<B: Backend>(t: Transport)`.
+
+use std::time::{Duration, Instant};
+
+use omq_zmtp::{Config, Connection};
+
+use crate::*;
+
+/// A bound socket and a socket connected to it, both created here.
+async fn bound_pair<B: Backend>(
+    t: Transport,
+    bind: (SocketType, Options),
+    connect: (SocketType, Options),
+) -> (B::Socket, B::Socket, String) {
+    let a = B::socket(bind.0, bind.1).expect("socket");
+    let ep = B::bind(&a, &t.endpoint()).await.expect("bind").to_string();
+    let b = B::socket(connect.0, connect.1).expect("socket");
+    B::connect(&b, &ep).await.expect("connect");
+    (a, b, ep)
+}
+
+/// An endpoint nobody is bound to yet, usable for a connect before the bind and a re-bind.
+pub fn fixed_endpoint(t: Transport) -> String {
+    match t {
+        Transport::Tcp => {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("probe port");
+            format!("tcp://127.0.0.1:{}", l.local_addr().expect("addr").port())
+        }
+        _ => t.endpoint(),
+    }
+}
+
+/// Waits until `m` reported `n` completed handshakes (inproc attaches at once, with no events).
+async fn await_handshakes<B: Backend>(t: Transport, m: &mut B::Monitor, n: usize) {
+    if t == Transport::Inproc {
+        return;
+    }
+    for _ in 0..n {
+        expect_event::<B>(m, "a handshake", |e| {
+            matches!(e, MonitorEvent::HandshakeSucceeded { .. })
+        })
+        .await;
+    }
+}
+
+fn numbered(i: u32) -> Message {
+    match i % 4 {
+        0 => msg([format!("m{i}").as_bytes()]),
+        1 => msg([format!("m{i}").as_bytes(), b"", b"tail"]),
+        2 => msg([
+            format!("m{i}").as_bytes(),
+            &vec![i as u8; (i as usize * 37) % 9000],
+        ]),
+        _ => msg([format!("m{i}").as_bytes(), &[]]),
+    }
+}
+
+/// PUSH to PULL: every frame shape, 1000 messages and a 1 MB one, content and order checked.
+pub async fn push_pull<B: Backend>(t: Transport) {
+    let (pull, push, _) =
+        bound_pair::<B>(t, (SocketType::Pull, opts()), (SocketType::Push, opts())).await;
+    let big = msg([&vec![7u8; 1 << 20]]);
+    let sender = async {
+        for i in 0..1000 {
+            B::send(&push, numbered(i)).await.expect("send");
+        }
+        B::send(&push, big.clone()).await.expect("send");
+    };
+    let receiver = async {
+        for i in 0..1000 {
+            assert_eq!(recv::<B>(&pull).await, numbered(i), "message {i}");
+        }
+        assert_eq!(recv::<B>(&pull).await, big);
+    };
+    within::<B, _>("1001 messages", join(sender, receiver)).await;
+    B::close(push).await;
+    B::close(pull).await;
+}
+
+/// PUSH round-robins over peers with room: two PULLs get exactly half each.
+pub async fn push_round_robin<B: Backend>(t: Transport) {
+    let push = B::socket(SocketType::Push, opts()).unwrap();
+    let mut mon = B::monitor(&push);
+    let ep = B::bind(&push, &t.endpoint()).await.unwrap().to_string();
+    let p1 = B::socket(SocketType::Pull, opts()).unwrap();
+    let p2 = B::socket(SocketType::Pull, opts()).unwrap();
+    B::connect(&p1, &ep).await.unwrap();
+    B::connect(&p2, &ep).await.unwrap();
+    await_handshakes::<B>(t, &mut mon, 2).await;
+    for i in 0..100u32 {
+        B::send(&push, msg([&i.to_be_bytes()])).await.unwrap();
+    }
+    for p in [&p1, &p2] {
+        let mut last = None;
+        for _ in 0..50 {
+            let m = recv::<B>(p).await;
+            let n = u32::from_be_bytes(m.frames()[0].as_slice().try_into().unwrap());
+            assert!(last.is_none_or(|l| n > l), "per-peer order");
+            last = Some(n);
+        }
+        assert!(
+            B::try_recv(p).unwrap().is_none(),
+            "more than half went to one peer"
+        );
+    }
+    B::close(push).await;
+}
+
+/// PULL fair-queues two PUSH peers; each one's order is kept.
+pub async fn pull_fair_queue<B: Backend>(t: Transport) {
+    let (pull, a, ep) =
+        bound_pair::<B>(t, (SocketType::Pull, opts()), (SocketType::Push, opts())).await;
+    let b = B::socket(SocketType::Push, opts()).unwrap();
+    B::connect(&b, &ep).await.unwrap();
+    for i in 0..200u32 {
+        B::send(&a, msg([b"a", &i.to_be_bytes()])).await.unwrap();
+        B::send(&b, msg([b"b", &i.to_be_bytes()])).await.unwrap();
+    }
+    let mut next = [0u32; 2];
+    for _ in 0..400 {
+        let m = recv::<B>(&pull).await;
+        let who = usize::from(m.frames()[0] == b"b"[..]);
+        let n = u32::from_be_bytes(m.frames()[1].as_slice().try_into().unwrap());
+        assert_eq!(n, next[who], "order of peer {who}");
+        next[who] += 1;
+    }
+    assert_eq!(next, [200, 200]);
+}
+
+/// REQ/REP: 100 round trips, multipart bodies, envelopes invisible to the user.
+pub async fn req_rep<B: Backend>(t: Transport) {
+    let (rep, req, _) =
+        bound_pair::<B>(t, (SocketType::Rep, opts()), (SocketType::Req, opts())).await;
+    for i in 0..100u32 {
+        let q = msg([b"q", &i.to_be_bytes()]);
+        B::send(&req, q.clone()).await.unwrap();
+        let got = recv::<B>(&rep).await;
+        assert_eq!(got, q);
+        B::send(&rep, msg([b"r", &i.to_be_bytes()])).await.unwrap();
+        assert_eq!(recv::<B>(&req).await, msg([b"r", &i.to_be_bytes()]));
+    }
+}
+
+/// REQ must alternate send and recv; REP must receive before it replies (libzmq's EFSM).
+pub async fn req_state_machine<B: Backend>(t: Transport) {
+    let (rep, req, _) =
+        bound_pair::<B>(t, (SocketType::Rep, opts()), (SocketType::Req, opts())).await;
+    assert!(matches!(B::try_recv(&req), Err(Error::State)));
+    assert!(matches!(
+        B::send(&rep, msg([b"x"])).await,
+        Err(Error::State)
+    ));
+    B::send(&req, msg([b"one"])).await.unwrap();
+    assert!(matches!(
+        B::send(&req, msg([b"two"])).await,
+        Err(Error::State)
+    ));
+    assert_eq!(recv::<B>(&rep).await, msg([b"one"]));
+    assert!(matches!(B::try_recv(&rep), Err(Error::State)));
+    B::send(&rep, msg([b"reply"])).await.unwrap();
+    assert_eq!(recv::<B>(&req).await, msg([b"reply"]));
+    assert!(matches!(B::try_recv(&req), Err(Error::State)));
+    // Sockets that cannot send or receive say so.
+    let sub = B::socket(SocketType::Sub, opts()).unwrap();
+    assert!(matches!(
+        B::try_send(&sub, msg([b"x"])),
+        Err(TrySendError::Failed(Error::NotSupported))
+    ));
+    let push = B::socket(SocketType::Push, opts()).unwrap();
+    assert!(matches!(B::try_recv(&push), Err(Error::NotSupported)));
+}
+
+/// ROUTER sees the DEALER's chosen routing id, or a generated one, and routes replies by it.
+pub async fn dealer_router_identities<B: Backend>(t: Transport) {
+    let named = opts_with(|o| o.routing_id = Some(b("dealer-1")));
+    let (router, d1, ep) =
+        bound_pair::<B>(t, (SocketType::Router, opts()), (SocketType::Dealer, named)).await;
+    let d2 = B::socket(SocketType::Dealer, opts()).unwrap();
+    B::connect(&d2, &ep).await.unwrap();
+
+    B::send(&d1, msg([b"hello"])).await.unwrap();
+    let m = recv::<B>(&router).await;
+    assert_eq!(frames(&m), vec![b"dealer-1".to_vec(), b"hello".to_vec()]);
+
+    B::send(&d2, msg([b"anon"])).await.unwrap();
+    let m = recv::<B>(&router).await;
+    let id = m.frames()[0].as_slice().to_vec();
+    assert_eq!(id.len(), 5, "generated ids are 5 bytes");
+    assert_eq!(id[0], 0, "generated ids start with a zero byte");
+    assert_eq!(m.frames()[1], b"anon"[..]);
+
+    B::send(&router, msg([b"dealer-1", b"to one"]))
+        .await
+        .unwrap();
+    B::send(&router, msg([&id, b"to two"])).await.unwrap();
+    assert_eq!(recv::<B>(&d1).await, msg([b"to one"]));
+    assert_eq!(recv::<B>(&d2).await, msg([b"to two"]));
+}
+
+/// ROUTER_MANDATORY: an unknown routing id is an error; without it, the message is dropped.
+pub async fn router_mandatory<B: Backend>(t: Transport) {
+    let mandatory = opts_with(|o| o.router_mandatory = true);
+    let r = B::socket(SocketType::Router, mandatory).unwrap();
+    B::bind(&r, &t.endpoint()).await.unwrap();
+    assert!(matches!(
+        B::send(&r, msg([b"nobody", b"x"])).await,
+        Err(Error::HostUnreachable)
+    ));
+    let lax = B::socket(SocketType::Router, opts()).unwrap();
+    B::bind(&lax, &t.endpoint()).await.unwrap();
+    B::send(&lax, msg([b"nobody", b"x"])).await.unwrap();
+}
+
+/// SUB gets what matches its subscriptions only; unsubscribe stops a topic.
+pub async fn pub_sub_filtering<B: Backend>(t: Transport) {
+    let (publ, sub, _) =
+        bound_pair::<B>(t, (SocketType::Pub, opts()), (SocketType::Sub, opts())).await;
+    B::subscribe(&sub, b"a").unwrap();
+    let first = send_until_received::<B>(&publ, &sub, || msg([b"a-sync"])).await;
+    assert_eq!(first, msg([b"a-sync"]));
+    while B::try_recv(&sub).unwrap().is_some() {}
+    B::send(&publ, msg([b"b-1"])).await.unwrap();
+    B::send(&publ, msg([b"a-2", b"more"])).await.unwrap();
+    assert_eq!(recv::<B>(&sub).await, msg([b"a-2", b"more"]));
+
+    B::unsubscribe(&sub, b"a").unwrap();
+    B::subscribe(&sub, b"b").unwrap();
+    let m = send_until_received::<B>(&publ, &sub, || msg([b"b-sync"])).await;
+    assert_eq!(m, msg([b"b-sync"]));
+    B::send(&publ, msg([b"a-3"])).await.unwrap();
+    B::send(&publ, msg([b"b-4"])).await.unwrap();
+    loop {
+        let m = recv::<B>(&sub).await;
+        assert_ne!(
+            m.frames()[0].as_slice().first(),
+            Some(&b'a'),
+            "cancelled topic delivered"
+        );
+        if m == msg([b"b-4"]) {
+            break;
+        }
+    }
+}
+
+/// XPUB sees subscriptions as messages; XSUB sends them as messages.
+pub async fn xpub_xsub_subscriptions<B: Backend>(t: Transport) {
+    let (xpub, xsub, _) =
+        bound_pair::<B>(t, (SocketType::XPub, opts()), (SocketType::XSub, opts())).await;
+    B::send(&xsub, msg([b"\x01topic"])).await.unwrap();
+    assert_eq!(recv::<B>(&xpub).await, msg([b"\x01topic"]));
+    let m = send_until_received::<B>(&xpub, &xsub, || msg([b"topic-data"])).await;
+    assert_eq!(m, msg([b"topic-data"]));
+    B::send(&xsub, msg([b"\x00topic"])).await.unwrap();
+    assert_eq!(recv::<B>(&xpub).await, msg([b"\x00topic"]));
+}
+
+/// PAIR: both directions.
+pub async fn pair_exchange<B: Backend>(t: Transport) {
+    let (a, c, _) =
+        bound_pair::<B>(t, (SocketType::Pair, opts()), (SocketType::Pair, opts())).await;
+    for i in 0..100u32 {
+        B::send(&c, msg([&i.to_be_bytes()])).await.unwrap();
+        B::send(&a, msg([&(i + 1000).to_be_bytes()])).await.unwrap();
+    }
+    for i in 0..100u32 {
+        assert_eq!(recv::<B>(&a).await, msg([&i.to_be_bytes()]));
+        assert_eq!(recv::<B>(&c).await, msg([&(i + 1000).to_be_bytes()]));
+    }
+}
+
+/// At the high-water mark, `try_send` hands the message back and `send` waits; once the
+/// receiver reads, everything arrives in order.
+pub async fn hwm_blocks_and_try_send_hands_back<B: Backend>(t: Transport) {
+    let small = || {
+        opts_with(|o| {
+            o.send_hwm = 5;
+            o.recv_hwm = 5;
+        })
+    };
+    let (pull, push, _) =
+        bound_pair::<B>(t, (SocketType::Pull, small()), (SocketType::Push, small())).await;
+    let payload = vec![1u8; 64 * 1024];
+    let mut sent = 0u32;
+    let handed_back = loop {
+        let m = msg([&sent.to_be_bytes(), &payload]);
+        match B::try_send(&push, m) {
+            Ok(()) => sent += 1,
+            Err(TrySendError::Full(m)) => break m,
+            Err(e) => panic!("try_send: {e}"),
+        }
+        assert!(sent < 100_000, "the high-water mark never stopped try_send");
+        if sent % 16 == 0 {
+            // Let the connection move what it can into the kernel.
+            B::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    assert_eq!(handed_back.frames()[0], sent.to_be_bytes()[..]);
+    if t == Transport::Inproc {
+        assert_eq!(sent, 10, "inproc pipes hold send_hwm + recv_hwm");
+    }
+    // `send` waits while full.
+    let blocked = B::send(&push, handed_back.clone());
+    let receiver = async {
+        for i in 0..=sent {
+            let m = recv::<B>(&pull).await;
+            assert_eq!(m.frames()[0], i.to_be_bytes()[..], "order at {i}");
+        }
+    };
+    let (r, ()) = within::<B, _>("draining", join(blocked, receiver)).await;
+    r.unwrap();
+}
+
+/// PUB never waits: a subscriber that does not read misses messages, and what it gets is in
+/// order.
+pub async fn pub_drops_at_hwm<B: Backend>(t: Transport) {
+    let small = opts_with(|o| {
+        o.send_hwm = 10;
+        o.recv_hwm = 10;
+    });
+    let (publ, sub, _) = bound_pair::<B>(
+        t,
+        (SocketType::Pub, small.clone()),
+        (SocketType::Sub, small),
+    )
+    .await;
+    B::subscribe(&sub, b"").unwrap();
+    send_until_received::<B>(&publ, &sub, || msg([b"sync"])).await;
+    let body = vec![0u8; 1024];
+    for i in 0..10_000u32 {
+        B::try_send(&publ, msg([&i.to_be_bytes(), &body])).expect("PUB must never refuse");
+    }
+    let mut got = 0u32;
+    let mut last = None;
+    within::<B, _>("the end marker", async {
+        loop {
+            let _ = B::try_send(&publ, msg([b"end"]));
+            match race(B::recv(&sub), B::sleep(Duration::from_millis(5))).await {
+                Either::Left(m) => {
+                    let m = m.unwrap();
+                    if m.frames()[0] == b"end"[..] {
+                        break;
+                    }
+                    if m.frames()[0] == b"sync"[..] {
+                        continue;
+                    }
+                    let n = u32::from_be_bytes(m.frames()[0].as_slice().try_into().unwrap());
+                    assert!(last.is_none_or(|l| n > l), "order");
+                    last = Some(n);
+                    got += 1;
+                }
+                Either::Right(()) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        got < 10_000,
+        "nothing was dropped at the high-water mark ({got})"
+    );
+}
+
+/// Messages sent before the peer binds are delivered, in order, once it does.
+pub async fn connect_before_bind<B: Backend>(t: Transport) {
+    let ep = fixed_endpoint(t);
+    let push = B::socket(SocketType::Push, opts()).unwrap();
+    B::connect(&push, &ep).await.unwrap();
+    for i in 0..10u32 {
+        B::send(&push, msg([&i.to_be_bytes()])).await.unwrap();
+    }
+    let pull = B::socket(SocketType::Pull, opts()).unwrap();
+    B::bind(&pull, &ep).await.unwrap();
+    for i in 0..10u32 {
+        assert_eq!(recv::<B>(&pull).await, msg([&i.to_be_bytes()]));
+    }
+}
+
+/// `close` with the default linger sends everything queued first.
+pub async fn linger_delivers_queued<B: Backend>(t: Transport) {
+    let (pull, push, _) = bound_pair::<B>(
+        t,
+        (SocketType::Pull, opts()),
+        (SocketType::Push, Options::default()),
+    )
+    .await;
+    for i in 0..1000u32 {
+        B::send(&push, msg([&i.to_be_bytes(), &[0u8; 100]]))
+            .await
+            .unwrap();
+    }
+    within::<B, _>("close", B::close(push)).await;
+    for i in 0..1000u32 {
+        assert_eq!(recv::<B>(&pull).await.frames()[0], i.to_be_bytes()[..]);
+    }
+}
+
+/// `recv` futures dropped at random points under load lose nothing.
+pub async fn cancelled_recv_loses_nothing<B: Backend>(t: Transport) {
+    let (pull, push, _) =
+        bound_pair::<B>(t, (SocketType::Pull, opts()), (SocketType::Push, opts())).await;
+    const N: u32 = 5000;
+    let sender = async {
+        for i in 0..N {
+            B::send(&push, msg([&i.to_be_bytes()])).await.unwrap();
+        }
+    };
+    let receiver = async {
+        let mut next = 0u32;
+        let mut cancelled = 0u32;
+        while next < N {
+            match race(B::recv(&pull), B::sleep(Duration::from_micros(50))).await {
+                Either::Left(m) => {
+                    let m = m.unwrap();
+                    assert_eq!(m.frames()[0], next.to_be_bytes()[..]);
+                    next += 1;
+                }
+                Either::Right(()) => cancelled += 1,
+            }
+        }
+        cancelled
+    };
+    let ((), _cancelled) = within::<B, _>("every message", join(sender, receiver)).await;
+}
+
+/// Multipart messages stay whole while two senders interleave.
+pub async fn multipart_atomic_under_load<B: Backend>(t: Transport) {
+    let (pull, a, ep) =
+        bound_pair::<B>(t, (SocketType::Pull, opts()), (SocketType::Push, opts())).await;
+    let b2 = B::socket(SocketType::Push, opts()).unwrap();
+    B::connect(&b2, &ep).await.unwrap();
+    let send = |s: &'static [u8], sock| async move {
+        for i in 0..2000u32 {
+            B::send(sock, msg([s, &i.to_be_bytes(), s])).await.unwrap();
+        }
+    };
+    let recv_all = async {
+        for _ in 0..4000 {
+            let m = recv::<B>(&pull).await;
+            assert_eq!(m.len(), 3);
+            assert_eq!(m.frames()[0], m.frames()[2]);
+        }
+    };
+    within::<B, _>(
+        "4000 messages",
+        join(join(send(b"A", &a), send(b"B", &b2)), recv_all),
+    )
+    .await;
+}
+
+/// The monitor reports listening, accepted, connected, handshakes and disconnects.
+pub async fn monitor_reports_handshake<B: Backend>(t: Transport) {
+    if t == Transport::Inproc {
+        return;
+    }
+    let pull = B::socket(SocketType::Pull, opts()).unwrap();
+    let mut m1 = B::monitor(&pull);
+    let ep = B::bind(&pull, &t.endpoint()).await.unwrap().to_string();
+    let ev = expect_event::<B>(&mut m1, "listening", |e| {
+        matches!(e, MonitorEvent::Listening { .. })
+    })
+    .await;
+    assert_eq!(
+        ev,
+        MonitorEvent::Listening {
+            endpoint: ep.clone()
+        }
+    );
+    let push = B::socket(SocketType::Push, opts()).unwrap();
+    let mut m2 = B::monitor(&push);
+    B::connect(&push, &ep).await.unwrap();
+    expect_event::<B>(&mut m2, "connected", |e| {
+        matches!(e, MonitorEvent::Connected { .. })
+    })
+    .await;
+    expect_event::<B>(&mut m2, "handshake", |e| {
+        matches!(e, MonitorEvent::HandshakeSucceeded { .. })
+    })
+    .await;
+    expect_event::<B>(&mut m1, "accepted", |e| {
+        matches!(e, MonitorEvent::Accepted { .. })
+    })
+    .await;
+    expect_event::<B>(&mut m1, "handshake", |e| {
+        matches!(e, MonitorEvent::HandshakeSucceeded { .. })
+    })
+    .await;
+    B::close(push).await;
+    expect_event::<B>(&mut m1, "disconnected", |e| {
+        matches!(e, MonitorEvent::Disconnected { .. })
+    })
+    .await;
+}
+
+/// Kill the bound peer, start a new one on the same endpoint: messages flow again.
+pub async fn reconnect_restores_flow<B: Backend>(t: Transport) {
+    if t == Transport::Inproc {
+        // inproc has no reconnect (as in libzmq): a connect ends with its peer.
+        return;
+    }
+    let ep = fixed_endpoint(t);
+    let pull = B::socket(SocketType::Pull, opts()).unwrap();
+    B::bind(&pull, &ep).await.unwrap();
+    let push = B::socket(SocketType::Push, opts()).unwrap();
+    let mut mon = B::monitor(&push);
+    B::connect(&push, &ep).await.unwrap();
+    B::send(&push, msg([b"before"])).await.unwrap();
+    assert_eq!(recv::<B>(&pull).await, msg([b"before"]));
+    B::close(pull).await;
+    expect_event::<B>(&mut mon, "disconnect", |e| {
+        matches!(e, MonitorEvent::Disconnected { .. })
+    })
+    .await;
+    let pull = B::socket(SocketType::Pull, opts()).unwrap();
+    B::bind(&pull, &ep).await.unwrap();
+    B::send(&push, msg([b"after"])).await.unwrap();
+    assert_eq!(recv::<B>(&pull).await, msg([b"after"]));
+}
+
+/// A SUB re-sends its subscriptions to a restarted PUB.
+pub async fn sub_resubscribes_after_reconnect<B: Backend>(t: Transport) {
+    if t == Transport::Inproc {
+        return;
+    }
+    let ep = fixed_endpoint(t);
+    let publ = B::socket(SocketType::Pub, opts()).unwrap();
+    B::bind(&publ, &ep).await.unwrap();
+    let sub = B::socket(SocketType::Sub, opts()).unwrap();
+    let mut mon = B::monitor(&sub);
+    B::connect(&sub, &ep).await.unwrap();
+    B::subscribe(&sub, b"x").unwrap();
+    send_until_received::<B>(&publ, &sub, || msg([b"x1"])).await;
+    B::close(publ).await;
+    expect_event::<B>(&mut mon, "disconnect", |e| {
+        matches!(e, MonitorEvent::Disconnected { .. })
+    })
+    .await;
+    let publ = B::socket(SocketType::Pub, opts()).unwrap();
+    B::bind(&publ, &ep).await.unwrap();
+    let m = send_until_received::<B>(&publ, &sub, || msg([b"x2"])).await;
+    assert_eq!(m, msg([b"x2"]));
+}
+
+/// A peer sending garbage is dropped with a monitor event; a good peer keeps working.
+pub async fn garbage_peer_does_not_disturb<B: Backend>(t: Transport) {
+    let pull = B::socket(SocketType::Pull, opts()).unwrap();
+    let mut mon = B::monitor(&pull);
+    let ep = B::bind(&pull, &t.endpoint()).await.unwrap().to_string();
+    let mut raw = B::raw_connect(&ep).await;
+    B::raw_write(&mut raw, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    expect_event::<B>(&mut mon, "handshake failure", |e| {
+        matches!(e, MonitorEvent::HandshakeFailed { .. })
+    })
+    .await;
+    // We close the garbage connection.
+    within::<B, _>("the garbage peer's connection to close", async {
+        let mut buf = [0u8; 256];
+        loop {
+            match B::raw_read(&mut raw, &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    let push = B::socket(SocketType::Push, opts()).unwrap();
+    B::connect(&push, &ep).await.unwrap();
+    B::send(&push, msg([b"good"])).await.unwrap();
+    assert_eq!(recv::<B>(&pull).await, msg([b"good"]));
+}
+
+/// Heartbeats: a peer that completes the handshake and then goes silent is dropped.
+pub async fn heartbeat_drops_silent_peer<B: Backend>(_t: Transport) {
+    let (listener, ep) = B::raw_listen().await;
+    let o = opts_with(|o| {
+        o.heartbeat_interval = Some(Duration::from_millis(50));
+        o.heartbeat_timeout = Some(Duration::from_millis(200));
+    });
+    let dealer = B::socket(SocketType::Dealer, o).unwrap();
+    let mut mon = B::monitor(&dealer);
+    B::connect(&dealer, &ep).await.unwrap();
+    let mut raw = B::raw_accept(&listener).await;
+    // Complete the handshake as a ROUTER, then say nothing more.
+    let mut conn = Connection::new(Config::new(SocketType::Router), Instant::now()).unwrap();
+    let mut out = omq_zmtp::WriteBuf::new();
+    within::<B, _>("the raw handshake", async {
+        let mut buf = vec![0u8; 4096];
+        while !conn.is_established() {
+            conn.poll_transmit(&mut out);
+            let mut bytes = Vec::new();
+            while bytes::Buf::has_remaining(&out) {
+                let c = bytes::Buf::chunk(&out).to_vec();
+                bytes::Buf::advance(&mut out, c.len());
+                bytes.extend_from_slice(&c);
+            }
+            B::raw_write(&mut raw, &bytes).await.unwrap();
+            let n = B::raw_read(&mut raw, &mut buf).await.unwrap();
+            assert!(n > 0, "peer closed during the handshake");
+            conn.handle_input(Instant::now(), &buf[..n]).unwrap();
+        }
+        conn.poll_transmit(&mut out);
+        let c = bytes::Buf::chunk(&out).to_vec();
+        B::raw_write(&mut raw, &c).await.unwrap();
+    })
+    .await;
+    expect_event::<B>(&mut mon, "handshake", |e| {
+        matches!(e, MonitorEvent::HandshakeSucceeded { .. })
+    })
+    .await;
+    let ev = expect_event::<B>(&mut mon, "heartbeat disconnect", |e| {
+        matches!(e, MonitorEvent::Disconnected { .. })
+    })
+    .await;
+    let MonitorEvent::Disconnected { reason, .. } = ev else {
+        unreachable!()
+    };
+    assert!(reason.contains("heartbeat"), "{reason}");
+    drop(raw);
+}
+
+/// A peer of an incompatible socket type is refused; compatible peers keep working.
+pub async fn wrong_socket_type_refused<B: Backend>(t: Transport) {
+    let pull = B::socket(SocketType::Pull, opts()).unwrap();
+    let mut mon = B::monitor(&pull);
+    let ep = B::bind(&pull, &t.endpoint()).await.unwrap().to_string();
+    let wrong = B::socket(SocketType::Pull, opts()).unwrap();
+    B::connect(&wrong, &ep).await.unwrap();
+    let ev = expect_event::<B>(&mut mon, "refusal", |e| {
+        matches!(e, MonitorEvent::HandshakeFailed { .. })
+    })
+    .await;
+    let MonitorEvent::HandshakeFailed { reason, .. } = ev else {
+        unreachable!()
+    };
+    assert!(reason.contains("socket type"), "{reason}");
+    let push = B::socket(SocketType::Push, opts()).unwrap();
+    B::connect(&push, &ep).await.unwrap();
+    B::send(&push, msg([b"ok"])).await.unwrap();
+    assert_eq!(recv::<B>(&pull).await, msg([b"ok"]));
+}
