@@ -139,6 +139,9 @@ impl Engine {
                 _ => {}
             }
         }
+        if let Some(p) = &mut self.pipes {
+            p.inbound.publish();
+        }
         Ok(())
     }
 
@@ -208,7 +211,8 @@ impl Engine {
             SocketType::Push => return,
             _ => {}
         }
-        if let Err(yring::PushError::Full(m)) = p.inbound.push_publish(msg) {
+        // Published once per batch, at the end of `process_events`: one atomic per read.
+        if let Err(yring::PushError::Full(m)) = p.inbound.push(msg) {
             self.stalled = Some(m);
         }
     }
@@ -226,7 +230,7 @@ impl Engine {
             };
             match p.inbound.poll_space(cx) {
                 Poll::Ready(Ok(())) => {
-                    if let Err(yring::PushError::Full(m)) = p.inbound.push_publish(m) {
+                    if let Err(yring::PushError::Full(m)) = p.inbound.push(m) {
                         self.stalled = Some(m);
                         continue;
                     }

@@ -1,0 +1,206 @@
+//! PUSH/PULL throughput over tcp, two processes, omq against libzmq in the same run.
+//!
+//! The parent binds a PULL socket and starts a child process that connects a PUSH socket and
+//! sends `count` messages of `size` bytes as fast as it can. The parent times from the first
+//! message to the last. Implementations alternate run by run (libzmq, omq, libzmq, ...), so a
+//! noisy machine affects both alike; the report gives the median of the rounds and the ratio.
+//!
+//! ```text
+//! cargo run --release -p omq-bench --bin throughput -- [--quick] [--rounds N] [--sizes 8,128,...]
+//! ```
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Impl {
+    Libzmq,
+    /// omq-tokio on a current-thread runtime in each process.
+    OmqCurrent,
+    /// omq-tokio on a multi-thread runtime (2 workers) in each process.
+    OmqMulti,
+}
+
+impl Impl {
+    const ALL: [Self; 3] = [Self::Libzmq, Self::OmqCurrent, Self::OmqMulti];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Libzmq => "libzmq",
+            Self::OmqCurrent => "omq-current",
+            Self::OmqMulti => "omq-multi",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|i| i.name() == s)
+            .unwrap_or_else(|| panic!("unknown implementation {s}"))
+    }
+}
+
+/// Messages per run for a size: about half a second of libzmq's rate on a small machine.
+fn count_for(size: usize, quick: bool) -> u64 {
+    let n = match size {
+        0..=64 => 2_000_000,
+        65..=512 => 1_000_000,
+        513..=4096 => 400_000,
+        _ => 20_000,
+    };
+    if quick { n / 4 } else { n }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        let imp = Impl::parse(&args[i + 1]);
+        let endpoint = &args[i + 2];
+        let size: usize = args[i + 3].parse().unwrap();
+        let count: u64 = args[i + 4].parse().unwrap();
+        match imp {
+            Impl::Libzmq => libzmq_send(endpoint, size, count),
+            omq => omq_send(omq, endpoint, size, count),
+        }
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .map(|i| args[i + 1].clone())
+    };
+    let rounds: usize = value("--rounds").map_or(if quick { 3 } else { 5 }, |v| v.parse().unwrap());
+    let sizes: Vec<usize> = value("--sizes").map_or(vec![8, 128, 1024, 65536], |v| {
+        v.split(',').map(|s| s.parse().unwrap()).collect()
+    });
+
+    println!("PUSH/PULL over tcp, two processes, {rounds} rounds, median msg/s");
+    println!(
+        "omq on a current-thread tokio runtime (ct) and on a multi-thread one with 2 workers (mt)"
+    );
+    println!();
+    println!("| size | libzmq | omq ct | omq mt | ct/libzmq | mt/libzmq |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for &size in &sizes {
+        let count = count_for(size, quick);
+        let mut rates = [Vec::new(), Vec::new(), Vec::new()];
+        for _ in 0..rounds {
+            for (k, imp) in Impl::ALL.into_iter().enumerate() {
+                rates[k].push(run(imp, size, count));
+            }
+        }
+        let [z, c, m] = rates.map(|mut r| median(&mut r));
+        println!(
+            "| {size} B | {z:.0} | {c:.0} | {m:.0} | {:.2}x | {:.2}x |",
+            c / z,
+            m / z
+        );
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// One run: bind, start the sender, receive `count` messages; messages per second.
+fn run(imp: Impl, size: usize, count: u64) -> f64 {
+    match imp {
+        Impl::Libzmq => {
+            let ctx = zmq::Context::new();
+            let pull = ctx.socket(zmq::PULL).unwrap();
+            pull.bind("tcp://127.0.0.1:*").unwrap();
+            let ep = pull.get_last_endpoint().unwrap().unwrap();
+            let mut child = spawn_child(imp, &ep, size, count);
+            let mut msg = zmq::Message::new();
+            pull.recv(&mut msg, 0).unwrap();
+            let start = Instant::now();
+            for _ in 1..count {
+                pull.recv(&mut msg, 0).unwrap();
+                debug_assert_eq!(msg.len(), size);
+            }
+            let rate = (count - 1) as f64 / start.elapsed().as_secs_f64();
+            child.wait().unwrap();
+            rate
+        }
+        omq => {
+            let rt = runtime(omq);
+            rt.block_on(async {
+                let pull = omq_tokio::Socket::new(omq_tokio::SocketType::Pull, Default::default())
+                    .unwrap();
+                let ep = pull.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+                let mut child = spawn_child(imp, &ep, size, count);
+                pull.recv().await.unwrap();
+                let start = Instant::now();
+                for _ in 1..count {
+                    let m = pull.recv().await.unwrap();
+                    debug_assert_eq!(m.size(), size);
+                }
+                let rate = (count - 1) as f64 / start.elapsed().as_secs_f64();
+                child.wait().unwrap();
+                rate
+            })
+        }
+    }
+}
+
+fn spawn_child(imp: Impl, ep: &str, size: usize, count: u64) -> std::process::Child {
+    // For finding the slow side: `THROUGHPUT_SENDER=libzmq` pairs every receiver with that sender.
+    let imp = std::env::var("THROUGHPUT_SENDER").map_or(imp, |s| Impl::parse(&s));
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--child",
+            imp.name(),
+            ep,
+            &size.to_string(),
+            &count.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the sender process")
+}
+
+fn libzmq_send(ep: &str, size: usize, count: u64) {
+    let ctx = zmq::Context::new();
+    let push = ctx.socket(zmq::PUSH).unwrap();
+    push.connect(ep).unwrap();
+    let payload = vec![0u8; size];
+    for _ in 0..count {
+        push.send(&payload[..], 0).unwrap();
+    }
+    // The default linger sends everything before the context ends.
+    drop(push);
+}
+
+fn omq_send(imp: Impl, ep: &str, size: usize, count: u64) {
+    let rt = runtime(imp);
+    rt.block_on(async {
+        let push = omq_tokio::Socket::new(omq_tokio::SocketType::Push, Default::default()).unwrap();
+        push.connect(ep).await.unwrap();
+        let payload = omq_tokio::Message::from(vec![0u8; size]);
+        for _ in 0..count {
+            push.send(payload.clone()).await.unwrap();
+        }
+        // The default linger: close returns once everything is sent.
+        tokio::time::timeout(Duration::from_secs(60), push.close())
+            .await
+            .expect("close");
+    });
+}
+
+/// The runtime for an omq side.
+fn runtime(imp: Impl) -> tokio::runtime::Runtime {
+    if imp == Impl::OmqCurrent {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+}
