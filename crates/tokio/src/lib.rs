@@ -346,3 +346,9 @@ impl futures_core::Stream for Monitor {
         self.get_mut().rx.poll_recv(cx).map(Result::ok)
     }
 }
+
+/// The workspace README's examples (they use this crate and the codec), compiled and run as doc
+/// tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

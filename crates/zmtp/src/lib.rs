@@ -78,7 +78,3 @@ pub use message::{Frame, INLINE_CAPACITY, Message};
 pub use metadata::Metadata;
 pub use socket_type::SocketType;
 
-/// The workspace README's examples, compiled and run as doc tests so that they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;
