@@ -638,3 +638,183 @@ pub async fn wrong_socket_type_refused<B: Backend>(t: Transport) {
     B::send(&push, msg([b"ok"])).await.unwrap();
     assert_eq!(recv::<B>(&pull).await, msg([b"ok"]));
 }
+
+/// `disconnect` stops round-robin to that endpoint; `unbind` closes the listener and the
+/// connections it accepted.
+pub async fn unbind_and_disconnect<B: Backend>(t: Transport) {
+    let p1 = B::socket(SocketType::Pull, opts()).unwrap();
+    let p2 = B::socket(SocketType::Pull, opts()).unwrap();
+    let e1 = B::bind(&p1, &t.endpoint()).await.unwrap().to_string();
+    let e2 = B::bind(&p2, &t.endpoint()).await.unwrap().to_string();
+    let push = B::socket(SocketType::Push, opts()).unwrap();
+    let mut mon = B::monitor(&push);
+    B::connect(&push, &e1).await.unwrap();
+    B::connect(&push, &e2).await.unwrap();
+    await_handshakes::<B>(t, &mut mon, 2).await;
+    B::disconnect(&push, &e1).await.unwrap();
+    assert!(matches!(
+        B::disconnect(&push, &e1).await,
+        Err(Error::UnknownEndpoint)
+    ));
+    for i in 0..10u32 {
+        B::send(&push, msg([&i.to_be_bytes()])).await.unwrap();
+    }
+    for i in 0..10u32 {
+        assert_eq!(recv::<B>(&p2).await, msg([&i.to_be_bytes()]));
+    }
+    assert!(
+        B::try_recv(&p1).unwrap().is_none(),
+        "a disconnected endpoint still got messages"
+    );
+
+    if t != Transport::Inproc {
+        let mut pm = B::monitor(&p2);
+        B::unbind(&p2, &e2).await.unwrap();
+        expect_event::<B>(&mut pm, "listener closed", |e| {
+            matches!(e, MonitorEvent::Closed { .. })
+        })
+        .await;
+        expect_event::<B>(&mut mon, "disconnect", |e| {
+            matches!(e, MonitorEvent::Disconnected { .. })
+        })
+        .await;
+    } else {
+        B::unbind(&p2, &e2).await.unwrap();
+    }
+    assert!(matches!(
+        B::unbind(&p2, &e2).await,
+        Err(Error::UnknownEndpoint)
+    ));
+}
+
+/// XPUB passes a subscription up once, or every time with `xpub_verbose`.
+pub async fn xpub_verbose<B: Backend>(t: Transport) {
+    for verbose in [false, true] {
+        let xpub = B::socket(SocketType::XPub, opts_with(|o| o.xpub_verbose = verbose)).unwrap();
+        let ep = B::bind(&xpub, &t.endpoint()).await.unwrap().to_string();
+        let s1 = B::socket(SocketType::Sub, opts()).unwrap();
+        let s2 = B::socket(SocketType::Sub, opts()).unwrap();
+        for s in [&s1, &s2] {
+            B::connect(s, &ep).await.unwrap();
+            B::subscribe(s, b"t").unwrap();
+        }
+        assert_eq!(recv::<B>(&xpub).await, msg([b"\x01t"]));
+        // Both subscriptions are in once both subscribers get messages.
+        send_until_received::<B>(&xpub, &s1, || msg([b"t-sync"])).await;
+        send_until_received::<B>(&xpub, &s2, || msg([b"t-sync"])).await;
+        let second = B::try_recv(&xpub).unwrap();
+        if verbose {
+            assert_eq!(second, Some(msg([b"\x01t"])));
+        } else {
+            assert_eq!(second, None, "a duplicate subscription was passed up");
+        }
+    }
+}
+
+/// XPUB_NODROP: at the high-water mark, XPUB refuses instead of dropping.
+pub async fn xpub_nodrop<B: Backend>(t: Transport) {
+    let small = |nodrop: bool| {
+        opts_with(|o| {
+            o.send_hwm = 2;
+            o.recv_hwm = 2;
+            o.xpub_nodrop = nodrop;
+        })
+    };
+    let xpub = B::socket(SocketType::XPub, small(true)).unwrap();
+    let ep = B::bind(&xpub, &t.endpoint()).await.unwrap().to_string();
+    let sub = B::socket(SocketType::Sub, small(false)).unwrap();
+    B::connect(&sub, &ep).await.unwrap();
+    B::subscribe(&sub, b"").unwrap();
+    assert_eq!(recv::<B>(&xpub).await, msg([b"\x01"]));
+    send_until_received::<B>(&xpub, &sub, || msg([b"sync"])).await;
+    while B::try_recv(&sub).unwrap().is_some() {}
+    let body = vec![0u8; 64 * 1024];
+    let mut sent = 0u32;
+    loop {
+        match B::try_send(&xpub, msg([&sent.to_be_bytes(), &body])) {
+            Ok(()) => sent += 1,
+            Err(TrySendError::Full(_)) => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(sent < 100_000, "XPUB_NODROP never refused");
+        if sent % 16 == 0 {
+            B::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    for i in 0..sent {
+        assert_eq!(
+            recv::<B>(&sub).await.frames()[0],
+            i.to_be_bytes()[..],
+            "nothing dropped"
+        );
+    }
+}
+
+/// `conflate`: the receiver gets the latest message, not a backlog.
+pub async fn conflate_keeps_latest<B: Backend>(t: Transport) {
+    let (pull, push, _) = bound_pair::<B>(
+        t,
+        (SocketType::Pull, opts_with(|o| o.conflate = true)),
+        (SocketType::Push, opts()),
+    )
+    .await;
+    for i in 0..100u32 {
+        B::send(&push, msg([&i.to_be_bytes()])).await.unwrap();
+    }
+    let mut receives = 0;
+    loop {
+        let m = recv::<B>(&pull).await;
+        receives += 1;
+        if m.frames()[0] == 99u32.to_be_bytes()[..] {
+            break;
+        }
+    }
+    assert!(receives < 100, "conflate delivered every message");
+    if t == Transport::Inproc {
+        assert_eq!(receives, 1);
+    }
+}
+
+/// Bad options and endpoints are typed errors, never panics.
+pub async fn bad_arguments_are_errors<B: Backend>(t: Transport) {
+    assert!(matches!(
+        B::socket(SocketType::Dealer, opts_with(|o| o.router_mandatory = true)),
+        Err(Error::Option(_))
+    ));
+    assert!(matches!(
+        B::socket(
+            SocketType::Dealer,
+            opts_with(|o| o.routing_id = Some(Bytes::new()))
+        ),
+        Err(Error::Option(_))
+    ));
+    let s = B::socket(SocketType::Pull, opts()).unwrap();
+    for bad in [
+        "",
+        "tcp://",
+        "foo://x",
+        "tcp://127.0.0.1:99999",
+        "tcp://:5555",
+        "inproc://",
+    ] {
+        assert!(
+            matches!(B::bind(&s, bad).await, Err(Error::Endpoint(_))),
+            "{bad}"
+        );
+    }
+    assert!(matches!(
+        B::connect(&s, "tcp://*:5555").await,
+        Err(Error::Endpoint(_))
+    ));
+    let ep = B::bind(&s, &t.endpoint()).await.unwrap().to_string();
+    let other = B::socket(SocketType::Pull, opts()).unwrap();
+    match t {
+        Transport::Inproc => assert!(matches!(
+            B::bind(&other, &ep).await,
+            Err(Error::AddressInUse(_))
+        )),
+        Transport::Tcp => assert!(matches!(B::bind(&other, &ep).await, Err(Error::Io(_)))),
+        // ipc: a second bind takes the path over, as in libzmq.
+        Transport::Ipc => {}
+    }
+}

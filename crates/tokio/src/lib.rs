@@ -38,7 +38,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use omq_sockets::{Core, PeerId, inproc};
+use omq_sockets::{Core, PeerId, PeerPipes, inproc};
 pub use omq_sockets::{Endpoint, Error, MonitorEvent, Options, TrySendError};
 pub use omq_zmtp::{Frame, Message, SocketType};
 use tokio::sync::watch;
@@ -70,8 +70,11 @@ impl Tasks {
 
 #[derive(Debug)]
 enum Attached {
-    /// A tcp or ipc listener or connect loop, stopped through its state.
-    Task(watch::Sender<u8>),
+    /// A tcp or ipc listener, stopped through its state.
+    Listener(watch::Sender<u8>),
+    /// A tcp or ipc connect loop, stopped through its state, and the peer of its pipes (none
+    /// with `immediate`).
+    Connect(watch::Sender<u8>, Option<PeerId>),
     /// Bound to an inproc name.
     InprocBound(String),
     /// Connected to an inproc name.
@@ -153,7 +156,7 @@ impl Socket {
             rx,
             self.tasks.clone(),
         ));
-        self.remember(text, Attached::Task(tx));
+        self.remember(text, Attached::Listener(tx));
         Ok(resolved)
     }
 
@@ -174,6 +177,7 @@ impl Socket {
         } else {
             Some(self.core.attach()?)
         };
+        let peer = pipes.as_ref().map(PeerPipes::id);
         let (tx, rx) = watch::channel(RUN);
         self.tasks.spawn(transport::connect_loop(
             self.core.clone(),
@@ -181,7 +185,7 @@ impl Socket {
             pipes,
             rx,
         ));
-        self.remember(ep.to_string(), Attached::Task(tx));
+        self.remember(ep.to_string(), Attached::Connect(tx, peer));
         Ok(())
     }
 
@@ -208,14 +212,20 @@ impl Socket {
         let before = list.len();
         list.retain(|a| {
             let matches = match a {
-                Attached::InprocBound(_) => bound,
-                Attached::InprocConnected(_) => !bound,
-                Attached::Task(_) => true,
+                Attached::InprocBound(_) | Attached::Listener(_) => bound,
+                Attached::InprocConnected(_) | Attached::Connect(..) => !bound,
             };
             if matches {
                 match a {
-                    Attached::Task(tx) => {
+                    Attached::Listener(tx) => {
                         let _ = tx.send(ABORT);
+                    }
+                    Attached::Connect(tx, peer) => {
+                        let _ = tx.send(ABORT);
+                        // Out of routing at once, not when the task gets to run.
+                        if let Some(p) = peer {
+                            self.core.detach(*p);
+                        }
                     }
                     Attached::InprocBound(name) => {
                         inproc::unbind(&self.core, name);
@@ -287,7 +297,7 @@ impl Socket {
         );
         for a in map.into_values().flatten() {
             match a {
-                Attached::Task(tx) => {
+                Attached::Listener(tx) | Attached::Connect(tx, _) => {
                     let _ = tx.send(CLOSE);
                 }
                 Attached::InprocBound(name) => {

@@ -145,14 +145,21 @@ pub(crate) async fn accept_loop(
                 });
                 let core = core.clone();
                 let endpoint = endpoint.clone();
+                let mut stop = stop.clone();
                 tasks.spawn(async move {
                     let Ok(mut engine) = Engine::new(core, None, true, endpoint, Instant::now())
                     else {
                         return;
                     };
-                    let reason = match stream {
-                        Stream::Tcp(s) => driver::run(s, &mut engine).await,
-                        Stream::Ipc(s) => driver::run(s, &mut engine).await,
+                    let reason = tokio::select! {
+                        r = async {
+                            match stream {
+                                Stream::Tcp(s) => driver::run(s, &mut engine).await,
+                                Stream::Ipc(s) => driver::run(s, &mut engine).await,
+                            }
+                        } => r,
+                        // Unbind closes the connections the listener accepted, as in libzmq.
+                        _ = until(&mut stop, |s| s == crate::ABORT) => EngineError::SocketClosed,
                     };
                     engine.finish(&reason);
                 });

@@ -77,4 +77,3 @@ pub use mechanism::Mechanism;
 pub use message::{Frame, INLINE_CAPACITY, Message};
 pub use metadata::Metadata;
 pub use socket_type::SocketType;
-
