@@ -255,7 +255,8 @@ macro_rules! scenario_tests {
             conflate_keeps_latest, bad_arguments_are_errors
         );
         $crate::scenario_tests!(@network $backend, #[$attr],
-            garbage_peer_does_not_disturb, heartbeat_drops_silent_peer, wrong_socket_type_refused
+            garbage_peer_does_not_disturb, heartbeat_drops_silent_peer, wrong_socket_type_refused,
+            handshake_stall_times_out, oversized_message_drops_peer
         );
     };
     (@each $backend:ty, #[$attr:meta], $($name:ident),*) => {

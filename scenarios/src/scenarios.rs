@@ -818,3 +818,62 @@ pub async fn bad_arguments_are_errors<B: Backend>(t: Transport) {
         Transport::Ipc => {}
     }
 }
+
+/// A peer that connects and never completes the handshake is dropped after the handshake
+/// interval.
+pub async fn handshake_stall_times_out<B: Backend>(t: Transport) {
+    let pull = B::socket(
+        SocketType::Pull,
+        opts_with(|o| o.handshake_interval = Some(Duration::from_millis(200))),
+    )
+    .unwrap();
+    let mut mon = B::monitor(&pull);
+    let ep = B::bind(&pull, &t.endpoint()).await.unwrap().to_string();
+    let mut raw = B::raw_connect(&ep).await;
+    let ev = expect_event::<B>(&mut mon, "handshake timeout", |e| {
+        matches!(e, MonitorEvent::HandshakeFailed { .. })
+    })
+    .await;
+    let MonitorEvent::HandshakeFailed { reason, .. } = ev else {
+        unreachable!()
+    };
+    assert!(reason.contains("timed out"), "{reason}");
+    within::<B, _>("the stalled connection to close", async {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = B::raw_read(&mut raw, &mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// A message over `max_message_size` drops its sender with a monitor event; another peer keeps
+/// working.
+pub async fn oversized_message_drops_peer<B: Backend>(t: Transport) {
+    let pull = B::socket(
+        SocketType::Pull,
+        opts_with(|o| o.max_message_size = Some(1000)),
+    )
+    .unwrap();
+    let mut mon = B::monitor(&pull);
+    let ep = B::bind(&pull, &t.endpoint()).await.unwrap().to_string();
+    let good = B::socket(SocketType::Push, opts()).unwrap();
+    B::connect(&good, &ep).await.unwrap();
+    B::send(&good, msg([b"first"])).await.unwrap();
+    assert_eq!(recv::<B>(&pull).await, msg([b"first"]));
+    let bad = B::socket(SocketType::Push, opts()).unwrap();
+    B::connect(&bad, &ep).await.unwrap();
+    B::send(&bad, msg([&[0u8; 2000]])).await.unwrap();
+    let ev = expect_event::<B>(&mut mon, "the oversized peer dropped", |e| {
+        matches!(e, MonitorEvent::Disconnected { .. })
+    })
+    .await;
+    let MonitorEvent::Disconnected { reason, .. } = ev else {
+        unreachable!()
+    };
+    assert!(reason.contains("exceeds the limit"), "{reason}");
+    B::send(&good, msg([b"second"])).await.unwrap();
+    assert_eq!(recv::<B>(&pull).await, msg([b"second"]));
+}

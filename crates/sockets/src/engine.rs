@@ -122,8 +122,10 @@ impl Engine {
     /// Feeds bytes read from the connection (see [`Connection::handle_read_buf`]) and hands
     /// the decoded messages to the socket.
     pub fn handle_read_buf(&mut self, now: Instant, buf: &mut BytesMut) -> Result<(), EngineError> {
-        self.conn.handle_read_buf(now, buf)?;
-        self.process_events(now)
+        let r = self.conn.handle_read_buf(now, buf);
+        // What was decoded before an error is delivered: those messages were valid.
+        self.process_events(now)?;
+        Ok(r?)
     }
 
     fn process_events(&mut self, now: Instant) -> Result<(), EngineError> {
