@@ -39,7 +39,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use omq_sockets::{Core, PeerId, PeerPipes, inproc};
-pub use omq_sockets::{Endpoint, Error, MonitorEvent, Options, TrySendError};
+pub use omq_sockets::{
+    Endpoint, EndpointError, Error, Host, IpcAddr, MonitorEvent, OptionError, Options, Port,
+    ReconnectStop, TcpKeepalive, TrySendError,
+};
 pub use omq_zmtp::{Frame, Message, SocketType};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;

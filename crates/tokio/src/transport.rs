@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use omq_sockets::{
-    Core, Endpoint, Engine, EngineError, Host, IpcAddr, MonitorEvent, PeerPipes, Port,
+    Core, Endpoint, Engine, EngineError, Host, IpcAddr, MonitorEvent, PeerPipes, Port, TcpKeepalive,
 };
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
@@ -135,7 +135,7 @@ pub(crate) async fn accept_loop(
 ) {
     loop {
         let accepted = tokio::select! {
-            r = accept(&listener) => r,
+            r = accept(&listener, core.options().tcp_keepalive) => r,
             _ = until(&mut stop, |s| s != crate::RUN) => break,
         };
         match accepted {
@@ -179,18 +179,46 @@ enum Stream {
     Ipc(UnixStream),
 }
 
-async fn accept(l: &Listener) -> io::Result<Stream> {
+/// TCP_NODELAY, and keepalive as the socket's options say.
+fn tune_tcp(s: &TcpStream, keepalive: TcpKeepalive) -> io::Result<()> {
+    s.set_nodelay(true)?;
+    let sock = socket2::SockRef::from(s);
+    match keepalive {
+        TcpKeepalive::Off => sock.set_keepalive(false)?,
+        TcpKeepalive::On {
+            idle,
+            interval,
+            count,
+        } => {
+            let mut k = socket2::TcpKeepalive::new();
+            if let Some(d) = idle {
+                k = k.with_time(d);
+            }
+            if let Some(d) = interval {
+                k = k.with_interval(d);
+            }
+            if let Some(n) = count {
+                k = k.with_retries(n);
+            }
+            sock.set_tcp_keepalive(&k)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn accept(l: &Listener, keepalive: TcpKeepalive) -> io::Result<Stream> {
     match l {
         Listener::Tcp(l) => {
             let (s, _) = l.accept().await?;
-            s.set_nodelay(true)?;
+            tune_tcp(&s, keepalive)?;
             Ok(Stream::Tcp(s))
         }
         Listener::Ipc(l, _) => Ok(Stream::Ipc(l.accept().await?.0)),
     }
 }
 
-async fn connect(ep: &Endpoint) -> io::Result<Stream> {
+async fn connect(ep: &Endpoint, keepalive: TcpKeepalive) -> io::Result<Stream> {
     match ep {
         Endpoint::Tcp { host, port } => {
             let Port::Fixed(port) = *port else {
@@ -201,7 +229,7 @@ async fn connect(ep: &Endpoint) -> io::Result<Stream> {
                 Host::Name(n) => TcpStream::connect((n.as_str(), port)).await?,
                 _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "wildcard host")),
             };
-            s.set_nodelay(true)?;
+            tune_tcp(&s, keepalive)?;
             Ok(Stream::Tcp(s))
         }
         Endpoint::Ipc(IpcAddr::Path(p)) => Ok(Stream::Ipc(UnixStream::connect(p).await?)),
@@ -253,7 +281,7 @@ pub(crate) async fn connect_loop(
             }
         };
         let attempt = tokio::select! {
-            r = connect(&ep) => r,
+            r = connect(&ep, opts.tcp_keepalive) => r,
             // Closed: re-check what is queued; disconnected: stop.
             s = until(&mut stop, |s| s != state) => if s == crate::ABORT { break } else { continue },
             _ = linger_over => break,
