@@ -581,28 +581,7 @@ pub async fn heartbeat_drops_silent_peer<B: Backend>(_t: Transport) {
     B::connect(&dealer, &ep).await.unwrap();
     let mut raw = B::raw_accept(&listener).await;
     // Complete the handshake as a ROUTER, then say nothing more.
-    let mut conn = Connection::new(Config::new(SocketType::Router), Instant::now()).unwrap();
-    let mut out = omq_zmtp::WriteBuf::new();
-    within::<B, _>("the raw handshake", async {
-        let mut buf = vec![0u8; 4096];
-        while !conn.is_established() {
-            conn.poll_transmit(&mut out);
-            let mut bytes = Vec::new();
-            while bytes::Buf::has_remaining(&out) {
-                let c = bytes::Buf::chunk(&out).to_vec();
-                bytes::Buf::advance(&mut out, c.len());
-                bytes.extend_from_slice(&c);
-            }
-            B::raw_write(&mut raw, &bytes).await.unwrap();
-            let n = B::raw_read(&mut raw, &mut buf).await.unwrap();
-            assert!(n > 0, "peer closed during the handshake");
-            conn.handle_input(Instant::now(), &buf[..n]).unwrap();
-        }
-        conn.poll_transmit(&mut out);
-        let c = bytes::Buf::chunk(&out).to_vec();
-        B::raw_write(&mut raw, &c).await.unwrap();
-    })
-    .await;
+    raw_handshake::<B>(&mut raw, SocketType::Router).await;
     expect_event::<B>(&mut mon, "handshake", |e| {
         matches!(e, MonitorEvent::HandshakeSucceeded { .. })
     })
@@ -876,4 +855,93 @@ pub async fn oversized_message_drops_peer<B: Backend>(t: Transport) {
     assert!(reason.contains("exceeds the limit"), "{reason}");
     B::send(&good, msg([b"second"])).await.unwrap();
     assert_eq!(recv::<B>(&pull).await, msg([b"second"]));
+}
+
+/// When a peer goes away, round-robin skips it at once: nothing is lost into a dead pipe.
+pub async fn departed_peer_leaves_round_robin<B: Backend>(t: Transport) {
+    let push = B::socket(SocketType::Push, opts()).unwrap();
+    let mut mon = B::monitor(&push);
+    let ep = B::bind(&push, &t.endpoint()).await.unwrap().to_string();
+    let stays = B::socket(SocketType::Pull, opts()).unwrap();
+    let leaves = B::socket(SocketType::Pull, opts()).unwrap();
+    B::connect(&stays, &ep).await.unwrap();
+    B::connect(&leaves, &ep).await.unwrap();
+    await_handshakes::<B>(t, &mut mon, 2).await;
+    B::close(leaves).await;
+    if t != Transport::Inproc {
+        expect_event::<B>(&mut mon, "the departure", |e| {
+            matches!(e, MonitorEvent::Disconnected { .. })
+        })
+        .await;
+    }
+    for i in 0..20u32 {
+        B::send(&push, msg([&i.to_be_bytes()])).await.unwrap();
+    }
+    for i in 0..20u32 {
+        assert_eq!(recv::<B>(&stays).await, msg([&i.to_be_bytes()]));
+    }
+}
+
+/// A frame header declaring a huge length costs nothing up front; the socket keeps serving.
+pub async fn huge_frame_header_is_harmless<B: Backend>(t: Transport) {
+    let pull = B::socket(SocketType::Pull, opts()).unwrap();
+    let ep = B::bind(&pull, &t.endpoint()).await.unwrap().to_string();
+    let mut raw = B::raw_connect(&ep).await;
+    raw_handshake::<B>(&mut raw, SocketType::Push).await;
+    // A long data frame of 2^40 bytes, and a few of them.
+    let mut header = vec![0x02];
+    header.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    header.extend_from_slice(&[0u8; 1000]);
+    B::raw_write(&mut raw, &header).await.unwrap();
+    let good = B::socket(SocketType::Push, opts()).unwrap();
+    B::connect(&good, &ep).await.unwrap();
+    B::send(&good, msg([b"fine"])).await.unwrap();
+    assert_eq!(recv::<B>(&pull).await, msg([b"fine"]));
+    drop(raw);
+}
+
+/// `close` does not wait for accepted connections that never finished their handshake.
+pub async fn close_does_not_wait_for_handshakes<B: Backend>(t: Transport) {
+    let pull = B::socket(SocketType::Pull, Options::default()).unwrap();
+    let mut mon = B::monitor(&pull);
+    let ep = B::bind(&pull, &t.endpoint()).await.unwrap().to_string();
+    let raw = B::raw_connect(&ep).await;
+    expect_event::<B>(&mut mon, "accepted", |e| {
+        matches!(e, MonitorEvent::Accepted { .. })
+    })
+    .await;
+    within_for::<B, _>(Duration::from_secs(5), "close", B::close(pull)).await;
+    drop(raw);
+}
+
+/// Completes a ZMTP handshake over a raw stream as `ty`; returns the codec state.
+async fn raw_handshake<B: Backend>(raw: &mut B::Raw, ty: SocketType) -> Connection {
+    let mut conn = Connection::new(Config::new(ty), Instant::now()).unwrap();
+    let mut out = omq_zmtp::WriteBuf::new();
+    within::<B, _>("the raw handshake", async {
+        let mut buf = vec![0u8; 4096];
+        while !conn.is_established() {
+            conn.poll_transmit(&mut out);
+            let bytes = drain(&mut out);
+            B::raw_write(raw, &bytes).await.unwrap();
+            let n = B::raw_read(raw, &mut buf).await.unwrap();
+            assert!(n > 0, "peer closed during the handshake");
+            conn.handle_input(Instant::now(), &buf[..n]).unwrap();
+        }
+        conn.poll_transmit(&mut out);
+        let bytes = drain(&mut out);
+        B::raw_write(raw, &bytes).await.unwrap();
+    })
+    .await;
+    conn
+}
+
+fn drain(out: &mut omq_zmtp::WriteBuf) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    while bytes::Buf::has_remaining(out) {
+        let c = bytes::Buf::chunk(out).to_vec();
+        bytes::Buf::advance(out, c.len());
+        bytes.extend_from_slice(&c);
+    }
+    bytes
 }

@@ -87,6 +87,8 @@ struct State {
     next_id: PeerId,
     next_rid: u32,
     closed: bool,
+    /// Inproc peers removed under the lock, to be told once it is released.
+    unlinked: Vec<(Weak<Core>, PeerId)>,
 }
 
 /// An inproc subscription to apply to another socket once our lock is released.
@@ -130,6 +132,8 @@ pub struct Core {
     state: Mutex<State>,
     recv_wait: Arc<WaitList>,
     send_wait: Arc<WaitList>,
+    /// Engines with no pipes yet (accepted, handshake pending) wait here for `close`.
+    close_wait: Arc<WaitList>,
     recv_waker: Waker,
     send_waker: Waker,
     monitors: Mutex<Vec<blume::Sender<MonitorEvent>>>,
@@ -183,6 +187,7 @@ impl Core {
             send_waker: Waker::from(send_wait.clone()),
             recv_wait,
             send_wait,
+            close_wait: WaitList::new(),
             monitors: Mutex::new(Vec::new()),
         }))
     }
@@ -204,6 +209,12 @@ impl Core {
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.lock().closed
+    }
+
+    /// Whether the socket is closed; if not, the task is woken when it is.
+    pub fn poll_closed(&self, cx: &Context<'_>) -> bool {
+        self.close_wait.register(cx);
+        self.is_closed()
     }
 
     // ----- monitor -----
@@ -232,11 +243,13 @@ impl Core {
     /// Sends `msg` if a peer has room; never waits.
     pub fn try_send(&self, msg: Message) -> Result<(), TrySendError> {
         let mut deferred = Deferred::new();
-        let r = {
+        let (r, unlinked) = {
             let mut st = self.lock();
-            self.send_locked(&mut st, msg, None, &mut deferred)
+            let r = self.send_locked(&mut st, msg, None, &mut deferred);
+            (r, std::mem::take(&mut st.unlinked))
         };
         run_deferred(deferred);
+        notify_unlinked(unlinked);
         match r {
             Ok(None) => Ok(()),
             Ok(Some(m)) => Err(TrySendError::Full(m)),
@@ -255,11 +268,13 @@ impl Core {
             return Poll::Ready(Ok(()));
         };
         let mut deferred = Deferred::new();
-        let r = {
+        let (r, unlinked) = {
             let mut st = self.lock();
-            self.send_locked(&mut st, m, Some(cx), &mut deferred)
+            let r = self.send_locked(&mut st, m, Some(cx), &mut deferred);
+            (r, std::mem::take(&mut st.unlinked))
         };
         run_deferred(deferred);
+        notify_unlinked(unlinked);
         match r {
             Ok(None) => Poll::Ready(Ok(())),
             Ok(Some(m)) => {
@@ -442,21 +457,44 @@ impl Core {
         &self,
         st: &mut State,
         msg: &Message,
-        cx: Option<&mut Context<'_>>,
+        mut cx: Option<&mut Context<'_>>,
     ) -> bool {
-        let topic = msg.first().map_or(&[][..], |f| f.as_slice());
-        let full = st
-            .out
-            .iter_mut()
-            .any(|p| p.established && p.subs.matches(topic) && p.tx.free_slots() == 0);
-        if !full {
-            return true;
+        let topic = msg.first().map_or(&[][..], |f| f.as_slice()).to_vec();
+        for _ in 0..3 {
+            // A peer whose other end is gone never drains: forget it rather than wait on it.
+            let mut i = 0;
+            while i < st.out.len() {
+                if st.out[i].tx.is_abandoned() {
+                    self.remove_out(st, i);
+                } else {
+                    i += 1;
+                }
+            }
+            let full: Vec<usize> = (0..st.out.len())
+                .filter(|&i| {
+                    let p = &mut st.out[i];
+                    p.established && p.subs.matches(&topic) && p.tx.free_slots() == 0
+                })
+                .collect();
+            if full.is_empty() {
+                return true;
+            }
+            let Some(cx) = cx.as_deref_mut() else {
+                return false;
+            };
+            // Arm the full peers only: one with room would wake us at once, forever.
+            self.send_wait.register(cx);
+            let mut fan = Context::from_waker(&self.send_waker);
+            let mut changed = false;
+            for i in full {
+                changed |= st.out[i].tx.poll_space(&mut fan).is_ready();
+            }
+            if !changed {
+                return false;
+            }
         }
         if let Some(cx) = cx {
-            let topic = topic.to_vec();
-            if self.arm_send(st, cx, |p| p.established && p.subs.matches(&topic)) {
-                cx.waker().wake_by_ref();
-            }
+            cx.waker().wake_by_ref();
         }
         false
     }
@@ -545,6 +583,9 @@ impl Core {
         st.by_rid.retain(|_, id| *id != p.id);
         if st.pair_peer == Some(p.id) {
             st.pair_peer = None;
+        }
+        if let PeerLink::Inproc(Some(remote)) = p.link {
+            st.unlinked.push(remote);
         }
         if self.socket_type == SocketType::XPub {
             for (topic, _) in p.subs.subscriptions() {
@@ -701,7 +742,8 @@ impl Core {
         }
         while let Some((peer, mut msg)) = self.fair_queue(st) {
             match self.socket_type {
-                SocketType::Sub | SocketType::XSub => {
+                // SUB filters; XSUB passes everything, as libzmq's does.
+                SocketType::Sub => {
                     let topic = msg.first().map_or(&[][..], |f| f.as_slice());
                     if st.subs.matches(topic) {
                         return Ok(Some(msg));
@@ -851,12 +893,16 @@ impl Core {
                         }
                         id
                     }
-                    None => {
+                    // Generated: a zero byte and a counter, skipping ids a peer announced.
+                    None => loop {
                         st.next_rid = st.next_rid.wrapping_add(1);
                         let mut b = vec![0u8];
                         b.extend_from_slice(&st.next_rid.to_be_bytes());
-                        Bytes::from(b)
-                    }
+                        let b = Bytes::from(b);
+                        if !st.by_rid.contains_key(&b) {
+                            break b;
+                        }
+                    },
                 };
                 st.by_rid.insert(rid.clone(), peer);
                 if let Some(p) = st.inp.iter_mut().find(|p| p.id == peer) {
@@ -866,9 +912,9 @@ impl Core {
             let Some(p) = st.out.iter_mut().find(|p| p.id == peer) else {
                 return Err(Error::Closed);
             };
+            // A reconnected subscriber keeps its subscriptions (libzmq keeps the pipe's
+            // entries): it re-sends them all, and per peer they are a set.
             p.established = true;
-            // A reconnected PUB-side peer starts with no subscriptions.
-            p.subs = SubscriptionTrie::new();
             if matches!(self.socket_type, SocketType::Sub | SocketType::XSub) {
                 for (topic, _) in st.subs.subscriptions() {
                     send_subscription(p, true, Bytes::from(topic), &mut deferred);
@@ -893,9 +939,24 @@ impl Core {
         if let Some(idx) = st.out.iter().position(|p| p.id == peer) {
             self.remove_out(&mut st, idx);
         }
+        let unlinked = std::mem::take(&mut st.unlinked);
         drop(st);
+        notify_unlinked(unlinked);
         // A sender waiting on this peer's full pipe may now use another (or see it gone).
         self.peers_changed();
+    }
+
+    /// `disconnect`: removes the peer in both directions at once; what it sent and was not
+    /// received yet is dropped, as in libzmq.
+    pub fn disconnect_peer(&self, peer: PeerId) {
+        self.detach(peer);
+        let mut st = self.lock();
+        if let Some(idx) = st.inp.iter().position(|p| p.id == peer) {
+            st.inp.remove(idx);
+            if st.fq > idx {
+                st.fq -= 1;
+            }
+        }
     }
 
     /// The peer's connection went down but its pipes stay (an endpoint we connected: messages
@@ -906,11 +967,13 @@ impl Core {
         st.by_rid.retain(|_, id| *id != peer);
         if let Some(p) = st.out.iter_mut().find(|p| p.id == peer) {
             p.established = false;
-            p.subs = SubscriptionTrie::new();
         }
         if st.pair_peer == Some(peer) {
             st.pair_peer = None;
         }
+        drop(st);
+        // A sender parked on this peer (ROUTER_MANDATORY, XPUB_NODROP) re-evaluates.
+        self.peers_changed();
     }
 
     /// Closes the socket: pending and future calls fail with [`Error::Closed`], and every
@@ -931,11 +994,21 @@ impl Core {
                 });
             }
         }
-        // Dropping our ends: engines drain what is left and see the pipe closed.
+        // Dropping our ends: engines drain what is left and see the pipe closed; inproc peers
+        // are told directly (their rings would only show it once full).
+        let unlinked: Vec<_> = out
+            .iter()
+            .filter_map(|p| match &p.link {
+                PeerLink::Inproc(Some(remote)) => Some(remote.clone()),
+                _ => None,
+            })
+            .collect();
         drop(out);
         drop(inp);
+        notify_unlinked(unlinked);
         self.send_wait.wake_all();
         self.recv_wait.wake_all();
+        self.close_wait.wake_all();
     }
 
     // ----- inproc -----
@@ -969,7 +1042,7 @@ impl Core {
         if self.options.send_hwm == 0 || peer_recv_hwm == 0 {
             UNLIMITED_HWM
         } else {
-            self.options.send_hwm + peer_recv_hwm
+            self.options.send_hwm.saturating_add(peer_recv_hwm)
         }
     }
 }
@@ -988,6 +1061,16 @@ fn send_subscription(p: &OutPeer, on: bool, topic: Bytes, deferred: &mut Deferre
             deferred.push((remote.clone(), *id, on, topic));
         }
         PeerLink::Inproc(_) => {}
+    }
+}
+
+/// Tells each inproc peer that we removed it, so it stops routing to us (its end of the pipe
+/// toward us stays readable until drained).
+fn notify_unlinked(unlinked: Vec<(Weak<Core>, PeerId)>) {
+    for (remote, id) in unlinked {
+        if let Some(core) = remote.upgrade() {
+            core.detach(id);
+        }
     }
 }
 

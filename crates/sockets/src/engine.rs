@@ -157,14 +157,16 @@ impl Engine {
         if let Some(p) = &mut self.pipes {
             while let Ok(cmd) = p.commands.try_recv() {
                 if let PeerCommand::Close { linger } = cmd {
-                    self.closing = Some(linger.and_then(|l| now.checked_add(l)));
+                    self.closing
+                        .get_or_insert(linger.and_then(|l| now.checked_add(l)));
                 }
             }
         }
         if self.core.is_closed() {
             // A closed socket's connect loop connected to deliver what is still queued.
             let linger = self.core.options().linger;
-            self.closing = Some(linger.and_then(|l| now.checked_add(l)));
+            self.closing
+                .get_or_insert(linger.and_then(|l| now.checked_add(l)));
             self.established = true;
             return Ok(());
         }
@@ -240,8 +242,13 @@ impl Engine {
                         return Poll::Ready(Err(e));
                     }
                 }
-                // The socket is gone: nobody will read.
-                Poll::Ready(Err(_)) => return Poll::Ready(Err(EngineError::SocketClosed)),
+                // The socket is closed: nobody will read. Input is dropped from now on, while
+                // the close (and its linger) runs its course.
+                Poll::Ready(Err(_)) => {
+                    if let Err(e) = self.process_events(now) {
+                        return Poll::Ready(Err(e));
+                    }
+                }
                 Poll::Pending => {
                     self.stalled = Some(m);
                     return Poll::Pending;
@@ -268,6 +275,11 @@ impl Engine {
             return Poll::Ready(Ok(()));
         }
         let Some(p) = &mut self.pipes else {
+            // An accepted connection still in its handshake has nothing queued: it ends with
+            // the socket.
+            if self.core.poll_closed(cx) {
+                return Poll::Ready(Err(EngineError::SocketClosed));
+            }
             return self.closing_status(now);
         };
         // Before the handshake, subscriptions are dropped here: `established` re-sends them all.
@@ -280,7 +292,8 @@ impl Engine {
                     let _ = self.conn.cancel(&t, out);
                 }
                 PeerCommand::Close { linger } => {
-                    self.closing = Some(linger.and_then(|l| now.checked_add(l)));
+                    self.closing
+                        .get_or_insert(linger.and_then(|l| now.checked_add(l)));
                 }
             }
         }
@@ -346,31 +359,32 @@ impl Engine {
     /// The connection ended with `reason`: reports it on the monitor, and returns the pipes if
     /// they outlive the connection (an endpoint we connected to whose socket is still open).
     pub fn finish(mut self, reason: &EngineError) -> Option<PeerPipes> {
+        // Routing is updated before the event is reported, so that a monitor observer sees the
+        // socket already without this connection.
+        let kept = self.pipes.take().and_then(|pipes| {
+            let keep = self.keep_pipes
+                && !self.drained
+                && !self.core.is_closed()
+                && !matches!(reason, EngineError::Refused(_));
+            if keep {
+                self.core.disconnected(pipes.id);
+                // A stalled message is lost with the connection, as the rest of its input.
+                Some(pipes)
+            } else {
+                self.core.detach(pipes.id);
+                None
+            }
+        });
         let endpoint = self.endpoint.clone();
-        let reason_text = reason.to_string();
+        let socket_closed = matches!(reason, EngineError::SocketClosed);
+        let reason = reason.to_string();
         if self.established {
-            self.core.emit(MonitorEvent::Disconnected {
-                endpoint,
-                reason: reason_text,
-            });
-        } else if !matches!(reason, EngineError::SocketClosed) {
-            self.core.emit(MonitorEvent::HandshakeFailed {
-                endpoint,
-                reason: reason_text,
-            });
+            self.core
+                .emit(MonitorEvent::Disconnected { endpoint, reason });
+        } else if !socket_closed {
+            self.core
+                .emit(MonitorEvent::HandshakeFailed { endpoint, reason });
         }
-        let pipes = self.pipes.take()?;
-        let keep = self.keep_pipes
-            && !self.drained
-            && !self.core.is_closed()
-            && !matches!(reason, EngineError::Refused(_));
-        if keep {
-            self.core.disconnected(pipes.id);
-            // A stalled message is lost with the connection, as the rest of its input.
-            Some(pipes)
-        } else {
-            self.core.detach(pipes.id);
-            None
-        }
+        kept
     }
 }

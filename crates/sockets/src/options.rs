@@ -51,6 +51,9 @@ pub enum OptionError {
     /// A keepalive parameter out of range.
     #[error("invalid tcp keepalive setting: {0}")]
     Keepalive(&'static str),
+    /// A high-water mark above [`Options::MAX_HWM`] (pipes are allocated up front).
+    #[error("high-water mark {0} is above the maximum of {max}", max = Options::MAX_HWM)]
+    HwmTooLarge(usize),
 }
 
 /// What ends a connecting socket's reconnect attempts (ZMQ_RECONNECT_STOP).
@@ -177,8 +180,18 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The largest high-water mark: each peer's pipe is a ring of this many 64-byte slots,
+    /// allocated when the peer attaches. A high-water mark of 0 (libzmq's "no limit") is a ring
+    /// of 65 536 messages.
+    pub const MAX_HWM: usize = 1 << 22;
+
     /// Checks the options for a socket of type `socket_type`.
     pub fn validate(&self, socket_type: SocketType) -> Result<(), OptionError> {
+        for hwm in [self.send_hwm, self.recv_hwm] {
+            if hwm > Self::MAX_HWM {
+                return Err(OptionError::HwmTooLarge(hwm));
+            }
+        }
         if let Some(id) = &self.routing_id {
             if id.is_empty() || id.len() > 255 {
                 return Err(OptionError::RoutingIdLength(id.len()));
@@ -317,6 +330,10 @@ mod tests {
             Ok(())
         );
         assert!(check(|o| o.xpub_nodrop = true, SocketType::Pub).is_err());
+        assert_eq!(
+            check(|o| o.recv_hwm = usize::MAX, SocketType::Pull),
+            Err(OptionError::HwmTooLarge(usize::MAX))
+        );
         assert!(
             check(
                 |o| o.tcp_keepalive = TcpKeepalive::On {

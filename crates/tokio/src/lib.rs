@@ -227,13 +227,13 @@ impl Socket {
                         let _ = tx.send(ABORT);
                         // Out of routing at once, not when the task gets to run.
                         if let Some(p) = peer {
-                            self.core.detach(*p);
+                            self.core.disconnect_peer(*p);
                         }
                     }
                     Attached::InprocBound(name) => {
                         inproc::unbind(&self.core, name);
                     }
-                    Attached::InprocConnected(id) => self.core.detach(*id),
+                    Attached::InprocConnected(id) => self.core.disconnect_peer(*id),
                 }
             }
             !matches

@@ -268,8 +268,10 @@ pub(crate) async fn connect_loop(
         }
         if state == crate::CLOSE || core.is_closed() {
             let queued = pipes.as_mut().is_some_and(PeerPipes::has_queued);
-            let end = *linger_end
-                .get_or_insert_with(|| opts.linger.map(|l| tokio::time::Instant::now() + l));
+            let end = *linger_end.get_or_insert_with(|| {
+                opts.linger
+                    .and_then(|l| tokio::time::Instant::now().checked_add(l))
+            });
             if !queued || end.is_some_and(|e| e <= tokio::time::Instant::now()) {
                 break;
             }
@@ -312,9 +314,9 @@ pub(crate) async fn connect_loop(
                 };
                 let was_established = engine.is_established();
                 pipes = engine.finish(&reason);
-                if matches!(reason, EngineError::SocketClosed | EngineError::Refused(_))
-                    || core.is_closed()
-                {
+                // A refused peer (a second PAIR peer, a routing id in use) is retried, as libzmq
+                // does: the situation may have changed by the next attempt.
+                if matches!(reason, EngineError::SocketClosed) || core.is_closed() {
                     break;
                 }
                 if was_established {
@@ -351,7 +353,7 @@ pub(crate) async fn connect_loop(
             interval: wait,
         });
         if let Some(max) = opts.reconnect_interval_max {
-            interval = Some((wait * 2).min(max));
+            interval = Some(wait.saturating_mul(2).min(max));
         }
     }
     if let Some(p) = pipes {
