@@ -252,7 +252,8 @@ macro_rules! scenario_tests {
             connect_before_bind, linger_delivers_queued, cancelled_recv_loses_nothing,
             multipart_atomic_under_load, monitor_reports_handshake, reconnect_restores_flow,
             sub_resubscribes_after_reconnect, unbind_and_disconnect, xpub_verbose, xpub_nodrop,
-            conflate_keeps_latest, bad_arguments_are_errors, departed_peer_leaves_round_robin
+            conflate_keeps_latest, bad_arguments_are_errors, departed_peer_leaves_round_robin, immediate_skips_unconnected_endpoints,
+            req_round_robins_over_reps
         );
         $crate::scenario_tests!(@network $backend, #[$attr],
             garbage_peer_does_not_disturb, heartbeat_drops_silent_peer, wrong_socket_type_refused,

@@ -945,3 +945,55 @@ fn drain(out: &mut omq_zmtp::WriteBuf) -> Vec<u8> {
     }
     bytes
 }
+
+/// `immediate`: messages go only to connected peers, never into the pipe of an endpoint that is
+/// not up; without it, a connected endpoint queues messages until it connects.
+pub async fn immediate_skips_unconnected_endpoints<B: Backend>(t: Transport) {
+    if t == Transport::Inproc {
+        // inproc connects at once (or waits for its bind, which immediate does not change).
+        return;
+    }
+    let pull = B::socket(SocketType::Pull, opts()).unwrap();
+    let up = B::bind(&pull, &t.endpoint()).await.unwrap().to_string();
+    let down = fixed_endpoint(t);
+    let push = B::socket(SocketType::Push, opts_with(|o| o.immediate = true)).unwrap();
+    let mut mon = B::monitor(&push);
+    B::connect(&push, &down).await.unwrap();
+    B::connect(&push, &up).await.unwrap();
+    await_handshakes::<B>(t, &mut mon, 1).await;
+    for i in 0..10u32 {
+        B::send(&push, msg([&i.to_be_bytes()])).await.unwrap();
+    }
+    for i in 0..10u32 {
+        assert_eq!(
+            recv::<B>(&pull).await,
+            msg([&i.to_be_bytes()]),
+            "a message went to the endpoint that is down"
+        );
+    }
+}
+
+/// REQ round-robins requests over REP peers, and each reply comes from the one asked.
+pub async fn req_round_robins_over_reps<B: Backend>(t: Transport) {
+    let req = B::socket(SocketType::Req, opts()).unwrap();
+    let mut mon = B::monitor(&req);
+    let ep = B::bind(&req, &t.endpoint()).await.unwrap().to_string();
+    let r1 = B::socket(SocketType::Rep, opts()).unwrap();
+    let r2 = B::socket(SocketType::Rep, opts()).unwrap();
+    B::connect(&r1, &ep).await.unwrap();
+    B::connect(&r2, &ep).await.unwrap();
+    await_handshakes::<B>(t, &mut mon, 2).await;
+    let mut served = [0; 2];
+    for i in 0..10u32 {
+        B::send(&req, msg([&i.to_be_bytes()])).await.unwrap();
+        let (who, rep) = match race(B::recv(&r1), B::recv(&r2)).await {
+            Either::Left(m) => (0, (m.unwrap(), &r1)),
+            Either::Right(m) => (1, (m.unwrap(), &r2)),
+        };
+        served[who] += 1;
+        assert_eq!(rep.0, msg([&i.to_be_bytes()]));
+        B::send(rep.1, msg([b"from", &[who as u8]])).await.unwrap();
+        assert_eq!(recv::<B>(&req).await, msg([b"from", &[who as u8]]));
+    }
+    assert_eq!(served, [5, 5], "requests were not spread evenly");
+}
