@@ -258,7 +258,7 @@ macro_rules! scenario_tests {
         $crate::scenario_tests!(@network $backend, #[$attr],
             garbage_peer_does_not_disturb, heartbeat_drops_silent_peer, wrong_socket_type_refused,
             handshake_stall_times_out, oversized_message_drops_peer, huge_frame_header_is_harmless,
-            close_does_not_wait_for_handshakes
+            close_does_not_wait_for_handshakes, disconnected_pending_inproc_leaves_no_trace
         );
     };
     (@each $backend:ty, #[$attr:meta], $($name:ident),*) => {

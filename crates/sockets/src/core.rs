@@ -91,9 +91,6 @@ struct State {
     unlinked: Vec<(Weak<Core>, PeerId)>,
 }
 
-/// An inproc subscription to apply to another socket once our lock is released.
-type Deferred = Vec<(Weak<Core>, PeerId, bool, Bytes)>;
-
 /// The backend's ends of one peer's pipes, handed to an [`Engine`](crate::Engine).
 #[derive(Debug)]
 pub struct PeerPipes {
@@ -132,8 +129,10 @@ pub struct Core {
     state: Mutex<State>,
     recv_wait: Arc<WaitList>,
     send_wait: Arc<WaitList>,
-    /// Engines with no pipes yet (accepted, handshake pending) wait here for `close`.
-    close_wait: Arc<WaitList>,
+    /// Engines with no pipes yet (accepted, handshake pending) wait here for `close`, each
+    /// under its own token so that a finished engine leaves nothing behind.
+    close_wakers: Mutex<HashMap<u64, Waker>>,
+    next_token: std::sync::atomic::AtomicU64,
     recv_waker: Waker,
     send_waker: Waker,
     monitors: Mutex<Vec<blume::Sender<MonitorEvent>>>,
@@ -187,7 +186,8 @@ impl Core {
             send_waker: Waker::from(send_wait.clone()),
             recv_wait,
             send_wait,
-            close_wait: WaitList::new(),
+            close_wakers: Mutex::new(HashMap::new()),
+            next_token: std::sync::atomic::AtomicU64::new(0),
             monitors: Mutex::new(Vec::new()),
         }))
     }
@@ -211,10 +211,28 @@ impl Core {
         self.lock().closed
     }
 
-    /// Whether the socket is closed; if not, the task is woken when it is.
-    pub fn poll_closed(&self, cx: &Context<'_>) -> bool {
-        self.close_wait.register(cx);
+    /// A token for [`poll_closed`](Self::poll_closed).
+    pub fn close_token(&self) -> u64 {
+        self.next_token
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether the socket is closed; if not, the task is woken when it is (until
+    /// [`forget_close`](Self::forget_close) of the same token).
+    pub fn poll_closed(&self, token: u64, cx: &Context<'_>) -> bool {
+        self.close_wakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(token, cx.waker().clone());
         self.is_closed()
+    }
+
+    /// Drops the registration of [`poll_closed`](Self::poll_closed).
+    pub fn forget_close(&self, token: u64) {
+        self.close_wakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&token);
     }
 
     // ----- monitor -----
@@ -242,13 +260,11 @@ impl Core {
 
     /// Sends `msg` if a peer has room; never waits.
     pub fn try_send(&self, msg: Message) -> Result<(), TrySendError> {
-        let mut deferred = Deferred::new();
         let (r, unlinked) = {
             let mut st = self.lock();
-            let r = self.send_locked(&mut st, msg, None, &mut deferred);
+            let r = self.send_locked(&mut st, msg, None);
             (r, std::mem::take(&mut st.unlinked))
         };
-        run_deferred(deferred);
         notify_unlinked(unlinked);
         match r {
             Ok(None) => Ok(()),
@@ -267,13 +283,11 @@ impl Core {
         let Some(m) = msg.take() else {
             return Poll::Ready(Ok(()));
         };
-        let mut deferred = Deferred::new();
         let (r, unlinked) = {
             let mut st = self.lock();
-            let r = self.send_locked(&mut st, m, Some(cx), &mut deferred);
+            let r = self.send_locked(&mut st, m, Some(cx));
             (r, std::mem::take(&mut st.unlinked))
         };
-        run_deferred(deferred);
         notify_unlinked(unlinked);
         match r {
             Ok(None) => Poll::Ready(Ok(())),
@@ -291,7 +305,6 @@ impl Core {
         st: &mut State,
         msg: Message,
         cx: Option<&mut Context<'_>>,
-        deferred: &mut Deferred,
     ) -> Result<Option<Message>, Error> {
         if st.closed {
             return Err(Error::Closed);
@@ -333,7 +346,7 @@ impl Core {
             SocketType::XSub => {
                 if let Some((on, topic)) = as_subscription(&msg) {
                     let topic = Bytes::copy_from_slice(topic);
-                    self.subscription_locked(st, on, topic, deferred);
+                    self.subscription_locked(st, on, topic);
                 } else {
                     self.send_to_all(st, msg);
                 }
@@ -422,11 +435,17 @@ impl Core {
         mut cx: Option<&mut Context<'_>>,
     ) -> Result<Option<Message>, Error> {
         for _ in 0..3 {
-            let Some(idx) = st
-                .out
-                .iter()
-                .position(|p| Some(p.id) == st.pair_peer || st.pair_peer.is_none())
-            else {
+            // The paired peer; before pairing, a connected one, or the only pipe (an endpoint
+            // connected but not up yet queues, as in libzmq).
+            let idx = match st.pair_peer {
+                Some(id) => st.out.iter().position(|p| p.id == id),
+                None => st
+                    .out
+                    .iter()
+                    .position(|p| p.established)
+                    .or((st.out.len() == 1).then_some(0)),
+            };
+            let Some(idx) = idx else {
                 if let Some(cx) = cx {
                     self.send_wait.register(cx);
                 }
@@ -613,21 +632,17 @@ impl Core {
         if !matches!(self.socket_type, SocketType::Sub | SocketType::XSub) {
             return Err(Error::NotSupported);
         }
-        let mut deferred = Deferred::new();
-        {
-            let mut st = self.lock();
-            if st.closed {
-                return Err(Error::Closed);
-            }
-            self.subscription_locked(&mut st, on, Bytes::copy_from_slice(topic), &mut deferred);
+        let mut st = self.lock();
+        if st.closed {
+            return Err(Error::Closed);
         }
-        run_deferred(deferred);
+        self.subscription_locked(&mut st, on, Bytes::copy_from_slice(topic));
         Ok(())
     }
 
     /// libzmq's XSUB rule: every subscribe is forwarded; a cancel only when it removes the
     /// last count of the topic.
-    fn subscription_locked(&self, st: &mut State, on: bool, topic: Bytes, deferred: &mut Deferred) {
+    fn subscription_locked(&self, st: &mut State, on: bool, topic: Bytes) {
         let forward = if on {
             st.subs.subscribe(&topic);
             true
@@ -636,7 +651,7 @@ impl Core {
         };
         if forward {
             for p in &st.out {
-                send_subscription(p, on, topic.clone(), deferred);
+                send_subscription(p, on, topic.clone());
             }
         }
     }
@@ -871,28 +886,21 @@ impl Core {
     /// `Err` means the socket refuses the peer (a second PAIR peer, a ROUTER routing id that is
     /// in use): the backend closes the connection and detaches the peer.
     pub fn established(&self, peer: PeerId, identity: Option<Bytes>) -> Result<(), Error> {
-        let mut deferred = Deferred::new();
         {
             let mut st = self.lock();
             let st = &mut *st;
-            if st.closed {
+            // Checked before anything changes: a peer removed meanwhile must leave no trace.
+            if st.closed || !st.out.iter().any(|p| p.id == peer) {
                 return Err(Error::Closed);
             }
-            if self.socket_type == SocketType::Pair {
-                match st.pair_peer {
-                    Some(p) if p != peer => return Err(Error::State),
-                    _ => st.pair_peer = Some(peer),
-                }
+            if self.socket_type == SocketType::Pair && st.pair_peer.is_some_and(|p| p != peer) {
+                return Err(Error::State);
             }
-            if self.socket_type == SocketType::Router {
+            let rid = if self.socket_type == SocketType::Router {
                 st.by_rid.retain(|_, id| *id != peer);
-                let rid = match identity.filter(|i| !i.is_empty()) {
-                    Some(id) => {
-                        if st.by_rid.contains_key(&id) {
-                            return Err(Error::State);
-                        }
-                        id
-                    }
+                Some(match identity.filter(|i| !i.is_empty()) {
+                    Some(id) if st.by_rid.contains_key(&id) => return Err(Error::State),
+                    Some(id) => id,
                     // Generated: a zero byte and a counter, skipping ids a peer announced.
                     None => loop {
                         st.next_rid = st.next_rid.wrapping_add(1);
@@ -903,25 +911,30 @@ impl Core {
                             break b;
                         }
                     },
-                };
+                })
+            } else {
+                None
+            };
+            if self.socket_type == SocketType::Pair {
+                st.pair_peer = Some(peer);
+            }
+            if let Some(rid) = rid {
                 st.by_rid.insert(rid.clone(), peer);
                 if let Some(p) = st.inp.iter_mut().find(|p| p.id == peer) {
                     p.routing_id = rid;
                 }
             }
-            let Some(p) = st.out.iter_mut().find(|p| p.id == peer) else {
-                return Err(Error::Closed);
-            };
             // A reconnected subscriber keeps its subscriptions (libzmq keeps the pipe's
             // entries): it re-sends them all, and per peer they are a set.
-            p.established = true;
-            if matches!(self.socket_type, SocketType::Sub | SocketType::XSub) {
-                for (topic, _) in st.subs.subscriptions() {
-                    send_subscription(p, true, Bytes::from(topic), &mut deferred);
+            if let Some(p) = st.out.iter_mut().find(|p| p.id == peer) {
+                p.established = true;
+                if matches!(self.socket_type, SocketType::Sub | SocketType::XSub) {
+                    for (topic, _) in st.subs.subscriptions() {
+                        send_subscription(p, true, Bytes::from(topic));
+                    }
                 }
             }
         }
-        run_deferred(deferred);
         self.peers_changed();
         Ok(())
     }
@@ -1008,7 +1021,15 @@ impl Core {
         notify_unlinked(unlinked);
         self.send_wait.wake_all();
         self.recv_wait.wake_all();
-        self.close_wait.wake_all();
+        let wakers = std::mem::take(
+            &mut *self
+                .close_wakers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for w in wakers.into_values() {
+            w.wake();
+        }
     }
 
     // ----- inproc -----
@@ -1047,7 +1068,10 @@ impl Core {
     }
 }
 
-fn send_subscription(p: &OutPeer, on: bool, topic: Bytes, deferred: &mut Deferred) {
+/// Sends a subscription change to one peer. An inproc publisher is updated directly, under our
+/// lock, so that changes reach it in the order they were made. (No lock cycle: a publisher never
+/// calls into another socket while it holds its own lock.)
+fn send_subscription(p: &OutPeer, on: bool, topic: Bytes) {
     match &p.link {
         PeerLink::Zmtp(tx) => {
             let cmd = if on {
@@ -1058,7 +1082,9 @@ fn send_subscription(p: &OutPeer, on: bool, topic: Bytes, deferred: &mut Deferre
             let _ = tx.try_send(cmd);
         }
         PeerLink::Inproc(Some((remote, id))) if p.established => {
-            deferred.push((remote.clone(), *id, on, topic));
+            if let Some(core) = remote.upgrade() {
+                core.peer_subscription(*id, on, &topic);
+            }
         }
         PeerLink::Inproc(_) => {}
     }
@@ -1070,14 +1096,6 @@ fn notify_unlinked(unlinked: Vec<(Weak<Core>, PeerId)>) {
     for (remote, id) in unlinked {
         if let Some(core) = remote.upgrade() {
             core.detach(id);
-        }
-    }
-}
-
-fn run_deferred(deferred: Deferred) {
-    for (remote, id, on, topic) in deferred {
-        if let Some(core) = remote.upgrade() {
-            core.peer_subscription(id, on, &topic);
         }
     }
 }

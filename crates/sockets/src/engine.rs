@@ -64,6 +64,14 @@ pub struct Engine {
     drained: bool,
     /// Whether the handshake completed.
     established: bool,
+    /// This engine's registration for the socket's close (while it has no pipes).
+    close_token: u64,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.core.forget_close(self.close_token);
+    }
 }
 
 impl Engine {
@@ -81,6 +89,7 @@ impl Engine {
         config.as_server = as_server;
         let conn = Connection::new(config, now).map_err(|_| Error::NotSupported)?;
         Ok(Self {
+            close_token: core.close_token(),
             keep_pipes: pipes.is_some(),
             core,
             conn,
@@ -150,6 +159,8 @@ impl Engine {
     fn on_established(&mut self, now: Instant) -> Result<(), EngineError> {
         if self.pipes.is_none() {
             self.pipes = Some(self.core.attach().map_err(|_| EngineError::SocketClosed)?);
+            // From now on the pipes' command channel carries the close.
+            self.core.forget_close(self.close_token);
         }
         let id = self.pipes.as_ref().map(PeerPipes::id).unwrap_or_default();
         // Subscriptions queued while disconnected are superseded by the full re-send in
@@ -173,7 +184,14 @@ impl Engine {
         let identity = self.conn.peer().and_then(|p| p.identity.clone());
         match self.core.established(id, identity) {
             Ok(()) => {}
-            Err(Error::Closed) => return Err(EngineError::SocketClosed),
+            // Closed meanwhile: deliver what is queued within the linger period.
+            Err(Error::Closed) => {
+                let linger = self.core.options().linger;
+                self.closing
+                    .get_or_insert(linger.and_then(|l| now.checked_add(l)));
+                self.established = true;
+                return Ok(());
+            }
             Err(_) => {
                 return Err(EngineError::Refused(match self.core.socket_type() {
                     SocketType::Pair => "PAIR already has a peer",
@@ -277,7 +295,7 @@ impl Engine {
         let Some(p) = &mut self.pipes else {
             // An accepted connection still in its handshake has nothing queued: it ends with
             // the socket.
-            if self.core.poll_closed(cx) {
+            if self.core.poll_closed(self.close_token, cx) {
                 return Poll::Ready(Err(EngineError::SocketClosed));
             }
             return self.closing_status(now);
@@ -322,7 +340,15 @@ impl Engine {
         self.closing_status(now)
     }
 
-    fn closing_status(&self, now: Instant) -> Poll<Result<(), EngineError>> {
+    fn closing_status(&mut self, now: Instant) -> Poll<Result<(), EngineError>> {
+        // Closed before the handshake finished, with nothing left to send: nothing to wait for.
+        if self.closing.is_some() && !self.established {
+            if let Some(p) = &mut self.pipes {
+                if p.outbound.fetch() == 0 && p.outbound.is_abandoned() {
+                    self.drained = true;
+                }
+            }
+        }
         match self.closing {
             Some(deadline) if self.drained || deadline.is_some_and(|d| d <= now) => {
                 Poll::Ready(Err(EngineError::SocketClosed))
@@ -362,10 +388,9 @@ impl Engine {
         // Routing is updated before the event is reported, so that a monitor observer sees the
         // socket already without this connection.
         let kept = self.pipes.take().and_then(|pipes| {
-            let keep = self.keep_pipes
-                && !self.drained
-                && !self.core.is_closed()
-                && !matches!(reason, EngineError::Refused(_));
+            // A refused peer keeps the endpoint's pipes too: the next connection may be
+            // accepted (PAIR and ROUTER never route into an unestablished pipe).
+            let keep = self.keep_pipes && !self.drained && !self.core.is_closed();
             if keep {
                 self.core.disconnected(pipes.id);
                 // A stalled message is lost with the connection, as the rest of its input.

@@ -82,6 +82,17 @@ pub fn unbind(core: &Arc<Core>, name: &str) -> bool {
     false
 }
 
+/// Forgets a connect of `core` (peer `peer`) that still waits for its bind: `disconnect`.
+pub fn forget(core: &Arc<Core>, peer: PeerId) {
+    let mut reg = registry().lock().unwrap_or_else(PoisonError::into_inner);
+    reg.retain(|_, slot| {
+        slot.pending.retain(|p| {
+            !(p.connector_id == peer && std::ptr::eq(p.connector.as_ptr(), Arc::as_ptr(core)))
+        });
+        slot.bound.is_some() || !slot.pending.is_empty()
+    });
+}
+
 /// Connects `core` to the inproc `name`. Before the bind, the pipe exists on our side already,
 /// so messages queue (up to the high-water mark) until the bind.
 pub fn connect(core: &Arc<Core>, name: &str) -> Result<PeerId, Error> {

@@ -233,7 +233,10 @@ impl Socket {
                     Attached::InprocBound(name) => {
                         inproc::unbind(&self.core, name);
                     }
-                    Attached::InprocConnected(id) => self.core.disconnect_peer(*id),
+                    Attached::InprocConnected(id) => {
+                        inproc::forget(&self.core, *id);
+                        self.core.disconnect_peer(*id);
+                    }
                 }
             }
             !matches
