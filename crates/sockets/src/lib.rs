@@ -9,6 +9,10 @@
 //!   socket, without I/O. A backend's connection driver reads bytes into it, writes out what it
 //!   produces and runs its timers.
 //! - [`inproc`]: the inproc transport, sockets joined by rings with no ZMTP.
+//! - Endpoint lifecycles without I/O: [`EndpointCtl`] (running, closing, aborted),
+//!   [`Connector`] (the reconnect policy of a connected endpoint) and [`Endpoints`] (a socket's
+//!   table for `unbind`, `disconnect` and `close`). A backend adds connect, accept, run and
+//!   sleep.
 //! - [`Endpoint`], [`Options`], [`SubscriptionTrie`], [`MonitorEvent`], [`Error`].
 //!
 //! ```
@@ -35,6 +39,7 @@ mod endpoint;
 mod engine;
 mod error;
 pub mod inproc;
+mod lifecycle;
 mod monitor;
 mod options;
 mod trie;
@@ -44,6 +49,7 @@ pub use crate::core::{Core, PeerCommand, PeerId, PeerPipes};
 pub use endpoint::{Endpoint, EndpointError, Host, IpcAddr, Port};
 pub use engine::{Engine, EngineError};
 pub use error::{Error, TrySendError};
+pub use lifecycle::{Connector, EndpointCtl, EndpointState, Endpoints, Step};
 pub use monitor::MonitorEvent;
 pub use options::{OptionError, Options, ReconnectStop, TcpKeepalive};
 pub use trie::SubscriptionTrie;

@@ -32,27 +32,18 @@
 mod driver;
 mod transport;
 
-use std::collections::HashMap;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use omq_sockets::{Core, PeerId, PeerPipes, inproc};
+use omq_sockets::{Connector, Core, EndpointCtl, Endpoints};
 pub use omq_sockets::{
     Endpoint, EndpointError, Error, Host, IpcAddr, MonitorEvent, OptionError, Options, Port,
     ReconnectStop, TcpKeepalive, TrySendError,
 };
 pub use omq_zmtp::{Frame, Message, SocketType};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-/// Endpoint state: running.
-pub(crate) const RUN: u8 = 0;
-/// Endpoint state: the socket is closed (finish the current connection, start no new one).
-pub(crate) const CLOSE: u8 = 1;
-/// Endpoint state: unbound or disconnected (stop now).
-pub(crate) const ABORT: u8 = 2;
 
 /// The socket's tasks, awaited by [`Socket::close`].
 #[derive(Clone, Debug, Default)]
@@ -71,19 +62,6 @@ impl Tasks {
     }
 }
 
-#[derive(Debug)]
-enum Attached {
-    /// A tcp or ipc listener, stopped through its state.
-    Listener(watch::Sender<u8>),
-    /// A tcp or ipc connect loop, stopped through its state, and the peer of its pipes (none
-    /// with `immediate`).
-    Connect(watch::Sender<u8>, Option<PeerId>),
-    /// Bound to an inproc name.
-    InprocBound(String),
-    /// Connected to an inproc name.
-    InprocConnected(PeerId),
-}
-
 /// A ZeroMQ socket.
 ///
 /// Dropping it closes it without waiting: connections still send what is queued within the
@@ -91,7 +69,7 @@ enum Attached {
 #[derive(Debug)]
 pub struct Socket {
     core: Arc<Core>,
-    endpoints: Mutex<HashMap<String, Vec<Attached>>>,
+    endpoints: Endpoints,
     tasks: Tasks,
 }
 
@@ -100,7 +78,7 @@ impl Socket {
     pub fn new(socket_type: SocketType, options: Options) -> Result<Self, Error> {
         Ok(Self {
             core: Core::new(socket_type, options)?,
-            endpoints: Mutex::new(HashMap::new()),
+            endpoints: Endpoints::new(),
             tasks: Tasks::default(),
         })
     }
@@ -115,15 +93,6 @@ impl Socket {
         self.core.options()
     }
 
-    fn remember(&self, key: String, a: Attached) {
-        self.endpoints
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(key)
-            .or_default()
-            .push(a);
-    }
-
     /// Binds to `endpoint` and returns it resolved: `tcp://127.0.0.1:0` reports the port the
     /// system chose, `ipc://*` the path. Must run inside a tokio runtime.
     pub async fn bind(&self, endpoint: &str) -> Result<Endpoint, Error> {
@@ -132,8 +101,7 @@ impl Socket {
             return Err(Error::Closed);
         }
         if let Endpoint::Inproc(name) = &ep {
-            inproc::bind(&self.core, name)?;
-            self.remember(ep.to_string(), Attached::InprocBound(name.clone()));
+            self.endpoints.bind_inproc(&self.core, &ep, name)?;
             return Ok(ep);
         }
         no_runtime()?;
@@ -151,15 +119,14 @@ impl Socket {
         self.core.emit(MonitorEvent::Listening {
             endpoint: text.clone(),
         });
-        let (tx, rx) = watch::channel(RUN);
+        let ctl = self.endpoints.add_listener(&resolved);
         self.tasks.spawn(transport::accept_loop(
             self.core.clone(),
             listener,
-            text.clone(),
-            rx,
+            text,
+            ctl,
             self.tasks.clone(),
         ));
-        self.remember(text, Attached::Listener(tx));
         Ok(resolved)
     }
 
@@ -170,86 +137,25 @@ impl Socket {
         let ep: Endpoint = endpoint.parse()?;
         ep.check_connect()?;
         if let Endpoint::Inproc(name) = &ep {
-            let id = inproc::connect(&self.core, name)?;
-            self.remember(ep.to_string(), Attached::InprocConnected(id));
-            return Ok(());
+            return self.endpoints.connect_inproc(&self.core, &ep, name);
         }
         no_runtime()?;
-        let pipes = if self.core.options().immediate {
-            None
-        } else {
-            Some(self.core.attach()?)
-        };
-        let peer = pipes.as_ref().map(PeerPipes::id);
-        let (tx, rx) = watch::channel(RUN);
-        self.tasks.spawn(transport::connect_loop(
-            self.core.clone(),
-            ep.clone(),
-            pipes,
-            rx,
-        ));
-        self.remember(ep.to_string(), Attached::Connect(tx, peer));
+        let ctl = EndpointCtl::new();
+        let (connector, peer) = Connector::new(self.core.clone(), ep.clone(), ctl.clone())?;
+        self.tasks
+            .spawn(transport::connect_loop(connector, ctl.clone()));
+        self.endpoints.add_connect(&ep, ctl, peer);
         Ok(())
     }
 
     /// Stops listening on a bound endpoint (as [`bind`](Self::bind) returned it).
     pub async fn unbind(&self, endpoint: &str) -> Result<(), Error> {
-        self.forget(endpoint, true)
+        self.endpoints.forget(&self.core, endpoint, true)
     }
 
     /// Stops connecting to `endpoint` and drops its connection and queued messages.
     pub async fn disconnect(&self, endpoint: &str) -> Result<(), Error> {
-        self.forget(endpoint, false)
-    }
-
-    fn forget(&self, endpoint: &str, bound: bool) -> Result<(), Error> {
-        let key = endpoint
-            .parse::<Endpoint>()
-            .map(|e| e.to_string())
-            .unwrap_or_else(|_| endpoint.to_owned());
-        let mut map = self
-            .endpoints
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let list = map.get_mut(&key).ok_or(Error::UnknownEndpoint)?;
-        let before = list.len();
-        list.retain(|a| {
-            let matches = match a {
-                Attached::InprocBound(_) | Attached::Listener(_) => bound,
-                Attached::InprocConnected(_) | Attached::Connect(..) => !bound,
-            };
-            if matches {
-                match a {
-                    Attached::Listener(tx) => {
-                        let _ = tx.send(ABORT);
-                    }
-                    Attached::Connect(tx, peer) => {
-                        let _ = tx.send(ABORT);
-                        // Out of routing at once, not when the task gets to run.
-                        if let Some(p) = peer {
-                            self.core.disconnect_peer(*p);
-                        }
-                    }
-                    Attached::InprocBound(name) => {
-                        inproc::unbind(&self.core, name);
-                    }
-                    Attached::InprocConnected(id) => {
-                        inproc::forget(&self.core, *id);
-                        self.core.disconnect_peer(*id);
-                    }
-                }
-            }
-            !matches
-        });
-        let removed = before != list.len();
-        if list.is_empty() {
-            map.remove(&key);
-        }
-        if removed {
-            Ok(())
-        } else {
-            Err(Error::UnknownEndpoint)
-        }
+        self.endpoints.forget(&self.core, endpoint, false)
     }
 
     /// Sends a message, waiting while every eligible peer is at its high-water mark (PUB and
@@ -295,23 +201,7 @@ impl Socket {
 
     fn shut(&self) {
         self.core.close();
-        let map = std::mem::take(
-            &mut *self
-                .endpoints
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-        for a in map.into_values().flatten() {
-            match a {
-                Attached::Listener(tx) | Attached::Connect(tx, _) => {
-                    let _ = tx.send(CLOSE);
-                }
-                Attached::InprocBound(name) => {
-                    inproc::unbind(&self.core, &name);
-                }
-                Attached::InprocConnected(_) => {}
-            }
-        }
+        self.endpoints.close_all(&self.core);
     }
 
     /// Closes the socket and waits until every connection has sent what was queued, within the

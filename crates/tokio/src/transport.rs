@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use omq_sockets::{
-    Core, Endpoint, Engine, EngineError, Host, IpcAddr, MonitorEvent, PeerPipes, Port, TcpKeepalive,
+    Connector, Core, Endpoint, EndpointCtl, EndpointState, Engine, EngineError, Host, IpcAddr,
+    MonitorEvent, Port, Step, TcpKeepalive,
 };
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use tokio::sync::watch;
 
 use crate::driver;
 
@@ -130,13 +130,13 @@ pub(crate) async fn accept_loop(
     core: Arc<Core>,
     listener: Listener,
     endpoint: String,
-    mut stop: watch::Receiver<u8>,
+    ctl: Arc<EndpointCtl>,
     tasks: crate::Tasks,
 ) {
     loop {
         let accepted = tokio::select! {
             r = accept(&listener, core.options().tcp_keepalive) => r,
-            _ = until(&mut stop, |s| s != crate::RUN) => break,
+            _ = ctl.until(|s| s != EndpointState::Running) => break,
         };
         match accepted {
             Ok(stream) => {
@@ -145,21 +145,16 @@ pub(crate) async fn accept_loop(
                 });
                 let core = core.clone();
                 let endpoint = endpoint.clone();
-                let mut stop = stop.clone();
+                let ctl = ctl.clone();
                 tasks.spawn(async move {
                     let Ok(mut engine) = Engine::new(core, None, true, endpoint, Instant::now())
                     else {
                         return;
                     };
                     let reason = tokio::select! {
-                        r = async {
-                            match stream {
-                                Stream::Tcp(s) => driver::run(s, &mut engine).await,
-                                Stream::Ipc(s) => driver::run(s, &mut engine).await,
-                            }
-                        } => r,
+                        r = run_stream(stream, &mut engine) => r,
                         // Unbind closes the connections the listener accepted, as in libzmq.
-                        _ = until(&mut stop, |s| s == crate::ABORT) => EngineError::SocketClosed,
+                        _ = ctl.aborted() => EngineError::SocketClosed,
                     };
                     engine.finish(&reason);
                 });
@@ -241,136 +236,61 @@ async fn connect(ep: &Endpoint, keepalive: TcpKeepalive) -> io::Result<Stream> {
     }
 }
 
-/// Connects, runs the connection, and reconnects with backoff until the endpoint is
-/// disconnected, a reconnect-stop condition holds, or the socket is closed and nothing is left
-/// to deliver within the linger period. The pipes created at connect time (unless `immediate`)
-/// live across the connections.
-pub(crate) async fn connect_loop(
-    core: Arc<Core>,
-    ep: Endpoint,
-    mut pipes: Option<PeerPipes>,
-    mut stop: watch::Receiver<u8>,
-) {
-    let endpoint = ep.to_string();
-    let opts = core.options().clone();
-    let mut interval = opts.reconnect_interval;
-    // Once the socket is closed: until when queued messages may still be delivered.
-    let mut linger_end: Option<Option<tokio::time::Instant>> = None;
-    let stop_reconnecting = |core: &Core| {
-        core.emit(MonitorEvent::ReconnectStopped {
-            endpoint: endpoint.clone(),
-        });
-    };
+/// Runs a connected endpoint: connects, runs each connection, waits and reconnects as the
+/// [`Connector`] decides.
+pub(crate) async fn connect_loop(mut c: Connector, ctl: Arc<EndpointCtl>) {
+    let keepalive = c.options().tcp_keepalive;
+    let mut step = c.next(Instant::now());
     loop {
-        let state = *stop.borrow_and_update();
-        if state == crate::ABORT {
-            break;
-        }
-        if state == crate::CLOSE || core.is_closed() {
-            let queued = pipes.as_mut().is_some_and(PeerPipes::has_queued);
-            let end = *linger_end.get_or_insert_with(|| {
-                opts.linger
-                    .and_then(|l| tokio::time::Instant::now().checked_add(l))
-            });
-            if !queued || end.is_some_and(|e| e <= tokio::time::Instant::now()) {
-                break;
+        step = match step {
+            Step::Wait(d) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = ctl.aborted() => break,
+                }
+                c.waited(d, Instant::now())
             }
-        }
-        let linger_over = async {
-            match linger_end {
-                Some(Some(end)) => tokio::time::sleep_until(end).await,
-                _ => std::future::pending().await,
-            }
-        };
-        let attempt = tokio::select! {
-            r = connect(&ep, opts.tcp_keepalive) => r,
-            // Closed: re-check what is queued; disconnected: stop.
-            s = until(&mut stop, |s| s != state) => if s == crate::ABORT { break } else { continue },
-            _ = linger_over => break,
-        };
-        match attempt {
-            Ok(stream) => {
-                core.emit(MonitorEvent::Connected {
-                    endpoint: endpoint.clone(),
-                });
-                let Ok(mut engine) = Engine::new(
-                    core.clone(),
-                    pipes.take(),
-                    false,
-                    endpoint.clone(),
-                    Instant::now(),
-                ) else {
-                    break;
+            Step::Connect { give_up_at } => {
+                let state = ctl.state();
+                let give_up = async {
+                    match give_up_at {
+                        Some(t) => tokio::time::sleep_until(t.into()).await,
+                        None => std::future::pending().await,
+                    }
                 };
-                let reason = tokio::select! {
-                    r = async {
-                        match stream {
-                            Stream::Tcp(s) => driver::run(s, &mut engine).await,
-                            Stream::Ipc(s) => driver::run(s, &mut engine).await,
-                        }
-                    } => r,
-                    // Disconnect (not close: a closed socket's driver lingers).
-                    _ = until(&mut stop, |s| s == crate::ABORT) => EngineError::SocketClosed,
+                let attempt = tokio::select! {
+                    r = connect(c.endpoint(), keepalive) => r,
+                    // Closing or aborted meanwhile: decide again.
+                    _ = ctl.until(|s| s != state) => {
+                        step = c.next(Instant::now());
+                        continue;
+                    }
+                    _ = give_up => break,
                 };
-                let was_established = engine.is_established();
-                pipes = engine.finish(&reason);
-                // A refused peer (a second PAIR peer, a routing id in use) is retried, as libzmq
-                // does: the situation may have changed by the next attempt.
-                if matches!(reason, EngineError::SocketClosed) || core.is_closed() {
-                    break;
-                }
-                if was_established {
-                    interval = opts.reconnect_interval;
-                }
-                if (opts.reconnect_stop.after_disconnect && was_established)
-                    || (opts.reconnect_stop.handshake_failed && !was_established)
-                {
-                    stop_reconnecting(&core);
-                    break;
+                match attempt {
+                    Ok(stream) => {
+                        let Ok(mut engine) = c.connected(Instant::now()) else {
+                            break;
+                        };
+                        let reason = tokio::select! {
+                            r = run_stream(stream, &mut engine) => r,
+                            // Disconnect (not close: a closed socket's driver lingers).
+                            _ = ctl.aborted() => EngineError::SocketClosed,
+                        };
+                        c.ended(engine, &reason)
+                    }
+                    Err(e) => c.connect_failed(&e),
                 }
             }
-            Err(e) => {
-                core.emit(MonitorEvent::ConnectDelayed {
-                    endpoint: endpoint.clone(),
-                    reason: e.to_string(),
-                });
-                if opts.reconnect_stop.conn_refused && e.kind() == io::ErrorKind::ConnectionRefused
-                {
-                    stop_reconnecting(&core);
-                    break;
-                }
-            }
-        }
-        let Some(wait) = interval else {
-            break;
+            _ => break,
         };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = until(&mut stop, |s| s == crate::ABORT) => break,
-        }
-        core.emit(MonitorEvent::ConnectRetried {
-            endpoint: endpoint.clone(),
-            interval: wait,
-        });
-        if let Some(max) = opts.reconnect_interval_max {
-            interval = Some(wait.saturating_mul(2).min(max));
-        }
     }
-    if let Some(p) = pipes {
-        core.detach(p.id());
-    }
+    c.finish();
 }
 
-/// Resolves once the endpoint's state satisfies `f`; never, if the socket's handle is gone
-/// without saying (its drop sets the state first).
-async fn until(stop: &mut watch::Receiver<u8>, f: impl Fn(u8) -> bool) -> u8 {
-    loop {
-        let s = *stop.borrow_and_update();
-        if f(s) {
-            return s;
-        }
-        if stop.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+async fn run_stream(stream: Stream, engine: &mut Engine) -> EngineError {
+    match stream {
+        Stream::Tcp(s) => driver::run(s, engine).await,
+        Stream::Ipc(s) => driver::run(s, engine).await,
     }
 }
