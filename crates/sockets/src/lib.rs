@@ -41,6 +41,8 @@ mod error;
 pub mod inproc;
 mod lifecycle;
 mod monitor;
+#[cfg(unix)]
+pub mod net;
 mod options;
 mod trie;
 mod wait;
@@ -50,6 +52,6 @@ pub use endpoint::{Endpoint, EndpointError, Host, IpcAddr, Port};
 pub use engine::{Engine, EngineError};
 pub use error::{Error, TrySendError};
 pub use lifecycle::{Connector, EndpointCtl, EndpointState, Endpoints, Step};
-pub use monitor::MonitorEvent;
+pub use monitor::{Monitor, MonitorEvent};
 pub use options::{OptionError, Options, ReconnectStop, TcpKeepalive};
 pub use trie::SubscriptionTrie;

@@ -1,5 +1,7 @@
 //! Socket monitor events.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Something that happened to one of a socket's endpoints or connections.
@@ -74,4 +76,36 @@ pub enum MonitorEvent {
         /// The endpoint.
         endpoint: String,
     },
+}
+
+/// The monitor events of one socket (from `Socket::monitor`): a
+/// [`Stream`](futures_core::Stream), and `next` for use without stream combinators.
+#[derive(Debug)]
+pub struct Monitor {
+    rx: blume::Receiver<MonitorEvent>,
+}
+
+impl Monitor {
+    /// A monitor of `core`'s events from now on.
+    pub fn new(core: &crate::Core) -> Self {
+        Self { rx: core.monitor() }
+    }
+
+    /// The next event; `None` once the socket is gone and every event was taken.
+    pub async fn next(&mut self) -> Option<MonitorEvent> {
+        self.rx.recv().await.ok()
+    }
+
+    /// The next event if one is queued.
+    pub fn try_next(&mut self) -> Option<MonitorEvent> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl futures_core::Stream for Monitor {
+    type Item = MonitorEvent;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<MonitorEvent>> {
+        self.get_mut().rx.poll_recv(cx).map(Result::ok)
+    }
 }

@@ -33,14 +33,12 @@ mod driver;
 mod transport;
 
 use std::future::poll_fn;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 
 use omq_sockets::{Connector, Core, EndpointCtl, Endpoints};
 pub use omq_sockets::{
-    Endpoint, EndpointError, Error, Host, IpcAddr, MonitorEvent, OptionError, Options, Port,
-    ReconnectStop, TcpKeepalive, TrySendError,
+    Endpoint, EndpointError, Error, Host, IpcAddr, Monitor, MonitorEvent, OptionError, Options,
+    Port, ReconnectStop, TcpKeepalive, TrySendError,
 };
 pub use omq_zmtp::{Frame, Message, SocketType};
 use tokio::task::JoinHandle;
@@ -105,7 +103,7 @@ impl Socket {
             return Ok(ep);
         }
         no_runtime()?;
-        let (listener, resolved) = match transport::bind(&ep, &self.core).await {
+        let (listener, resolved) = match transport::bind(&ep, &self.core) {
             Ok(r) => r,
             Err(e) => {
                 self.core.emit(MonitorEvent::BindFailed {
@@ -194,9 +192,7 @@ impl Socket {
 
     /// A stream of this socket's monitor events from now on.
     pub fn monitor(&self) -> Monitor {
-        Monitor {
-            rx: self.core.monitor(),
-        }
+        Monitor::new(&self.core)
     }
 
     fn shut(&self) {
@@ -225,32 +221,6 @@ fn no_runtime() -> Result<(), Error> {
     tokio::runtime::Handle::try_current()
         .map(drop)
         .map_err(|e| Error::Io(std::io::Error::other(e)))
-}
-
-/// The monitor events of one socket (see [`Socket::monitor`]): a [`Stream`](futures_core::Stream).
-#[derive(Debug)]
-pub struct Monitor {
-    rx: blume::Receiver<MonitorEvent>,
-}
-
-impl Monitor {
-    /// The next event; `None` once the socket is gone and every event was taken.
-    pub async fn next(&mut self) -> Option<MonitorEvent> {
-        self.rx.recv().await.ok()
-    }
-
-    /// The next event if one is queued.
-    pub fn try_next(&mut self) -> Option<MonitorEvent> {
-        self.rx.try_recv().ok()
-    }
-}
-
-impl futures_core::Stream for Monitor {
-    type Item = MonitorEvent;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<MonitorEvent>> {
-        self.get_mut().rx.poll_recv(cx).map(Result::ok)
-    }
 }
 
 /// The workspace README's examples (they use this crate and the codec), compiled and run as doc

@@ -1,15 +1,14 @@
 //! Listeners and connect loops for tcp and ipc; each connection gets a driver task.
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use omq_sockets::net::{self, StdListener, Target};
 use omq_sockets::{
-    Connector, Core, Endpoint, EndpointCtl, EndpointState, Engine, EngineError, Host, IpcAddr,
-    MonitorEvent, Port, Step, TcpKeepalive,
+    Connector, Core, Endpoint, EndpointCtl, EndpointState, Engine, EngineError, MonitorEvent, Step,
+    TcpKeepalive,
 };
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
@@ -22,107 +21,14 @@ pub(crate) enum Listener {
 }
 
 /// Binds `ep`, returning the listener and the resolved endpoint.
-pub(crate) async fn bind(ep: &Endpoint, core: &Core) -> io::Result<(Listener, Endpoint)> {
-    match ep {
-        Endpoint::Tcp { host, port } => {
-            let port = match port {
-                Port::Fixed(p) => *p,
-                _ => 0,
-            };
-            let addr: SocketAddr = match host {
-                Host::Any if core.options().ipv6 => (std::net::Ipv6Addr::UNSPECIFIED, port).into(),
-                Host::Any => (std::net::Ipv4Addr::UNSPECIFIED, port).into(),
-                Host::Ip(ip) => (*ip, port).into(),
-                Host::Name(name) => tokio::net::lookup_host((name.as_str(), port))
-                    .await?
-                    .next()
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host not found"))?,
-                _ => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "unsupported host",
-                    ));
-                }
-            };
-            let l = TcpListener::bind(addr).await?;
-            let local = l.local_addr()?;
-            let resolved = Endpoint::Tcp {
-                host: Host::Ip(local.ip()),
-                port: Port::Fixed(local.port()),
-            };
-            Ok((Listener::Tcp(l), resolved))
-        }
-        Endpoint::Ipc(addr) => {
-            let (l, path, resolved) = match addr {
-                IpcAddr::Path(p) => {
-                    // A file left behind by an earlier run would make bind fail; libzmq removes it.
-                    let _ = std::fs::remove_file(p);
-                    (UnixListener::bind(p)?, Some(p.clone()), addr.clone())
-                }
-                IpcAddr::Any => {
-                    let p = fresh_ipc_path();
-                    let _ = std::fs::remove_file(&p);
-                    (UnixListener::bind(&p)?, Some(p.clone()), IpcAddr::Path(p))
-                }
-                IpcAddr::Abstract(name) => (bind_abstract(name)?, None, addr.clone()),
-                _ => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "unsupported ipc address",
-                    ));
-                }
-            };
-            Ok((Listener::Ipc(l, path), Endpoint::Ipc(resolved)))
-        }
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a network endpoint",
-        )),
-    }
-}
-
-fn fresh_ipc_path() -> PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    std::env::temp_dir().join(format!(
-        "omq-{}-{}.sock",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
-}
-
-#[cfg(target_os = "linux")]
-fn bind_abstract(name: &str) -> io::Result<UnixListener> {
-    use std::os::linux::net::SocketAddrExt;
-    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
-    let l = std::os::unix::net::UnixListener::bind_addr(&addr)?;
-    l.set_nonblocking(true)?;
-    UnixListener::from_std(l)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn bind_abstract(_: &str) -> io::Result<UnixListener> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "abstract ipc names are Linux-only",
-    ))
-}
-
-#[cfg(target_os = "linux")]
-async fn connect_abstract(name: &str) -> io::Result<UnixStream> {
-    use std::os::linux::net::SocketAddrExt;
-    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
-    // A local connect does not wait for the peer to accept.
-    let s = std::os::unix::net::UnixStream::connect_addr(&addr)?;
-    s.set_nonblocking(true)?;
-    UnixStream::from_std(s)
-}
-
-#[cfg(not(target_os = "linux"))]
-async fn connect_abstract(_: &str) -> io::Result<UnixStream> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "abstract ipc names are Linux-only",
-    ))
+pub(crate) fn bind(ep: &Endpoint, core: &Core) -> io::Result<(Listener, Endpoint)> {
+    let (l, bound) = net::bind(ep, core.options())?;
+    let l = match l {
+        StdListener::Tcp(l) => Listener::Tcp(TcpListener::from_std(l)?),
+        StdListener::Ipc(l, path) => Listener::Ipc(UnixListener::from_std(l)?, path),
+        _ => return Err(io::Error::from(io::ErrorKind::Unsupported)),
+    };
+    Ok((l, bound))
 }
 
 /// Accepts connections until the socket closes or the endpoint is unbound.
@@ -163,8 +69,8 @@ pub(crate) async fn accept_loop(
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     }
-    if let Listener::Ipc(_, Some(path)) = &listener {
-        let _ = std::fs::remove_file(path);
+    if let Listener::Ipc(_, path) = &listener {
+        net::remove_ipc_file(path.as_deref());
     }
     core.emit(MonitorEvent::Closed { endpoint });
 }
@@ -174,39 +80,11 @@ enum Stream {
     Ipc(UnixStream),
 }
 
-/// TCP_NODELAY, and keepalive as the socket's options say.
-fn tune_tcp(s: &TcpStream, keepalive: TcpKeepalive) -> io::Result<()> {
-    s.set_nodelay(true)?;
-    let sock = socket2::SockRef::from(s);
-    match keepalive {
-        TcpKeepalive::Off => sock.set_keepalive(false)?,
-        TcpKeepalive::On {
-            idle,
-            interval,
-            count,
-        } => {
-            let mut k = socket2::TcpKeepalive::new();
-            if let Some(d) = idle {
-                k = k.with_time(d);
-            }
-            if let Some(d) = interval {
-                k = k.with_interval(d);
-            }
-            if let Some(n) = count {
-                k = k.with_retries(n);
-            }
-            sock.set_tcp_keepalive(&k)?;
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
 async fn accept(l: &Listener, keepalive: TcpKeepalive) -> io::Result<Stream> {
     match l {
         Listener::Tcp(l) => {
             let (s, _) = l.accept().await?;
-            tune_tcp(&s, keepalive)?;
+            net::tune_tcp(&s, keepalive)?;
             Ok(Stream::Tcp(s))
         }
         Listener::Ipc(l, _) => Ok(Stream::Ipc(l.accept().await?.0)),
@@ -214,25 +92,17 @@ async fn accept(l: &Listener, keepalive: TcpKeepalive) -> io::Result<Stream> {
 }
 
 async fn connect(ep: &Endpoint, keepalive: TcpKeepalive) -> io::Result<Stream> {
-    match ep {
-        Endpoint::Tcp { host, port } => {
-            let Port::Fixed(port) = *port else {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "no port"));
-            };
-            let s = match host {
-                Host::Ip(ip) => TcpStream::connect((*ip, port)).await?,
-                Host::Name(n) => TcpStream::connect((n.as_str(), port)).await?,
-                _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "wildcard host")),
-            };
-            tune_tcp(&s, keepalive)?;
+    match net::target(ep)? {
+        Target::Tcp(host, port) => {
+            let s = TcpStream::connect((host.as_str(), port)).await?;
+            net::tune_tcp(&s, keepalive)?;
             Ok(Stream::Tcp(s))
         }
-        Endpoint::Ipc(IpcAddr::Path(p)) => Ok(Stream::Ipc(UnixStream::connect(p).await?)),
-        Endpoint::Ipc(IpcAddr::Abstract(n)) => Ok(Stream::Ipc(connect_abstract(n).await?)),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a network endpoint",
-        )),
+        Target::IpcPath(p) => Ok(Stream::Ipc(UnixStream::connect(p).await?)),
+        Target::IpcAbstract(n) => Ok(Stream::Ipc(UnixStream::from_std(net::connect_abstract(
+            &n,
+        )?)?)),
+        _ => Err(io::Error::from(io::ErrorKind::Unsupported)),
     }
 }
 

@@ -1,0 +1,186 @@
+//! Transport set-up shared by the backends: binding std listeners for `tcp://` and `ipc://`
+//! endpoints (a backend converts them with its `from_std`), where to connect, and socket
+//! options. Binding is synchronous, as in libzmq; connecting is the backend's (it is async).
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::{Endpoint, Host, IpcAddr, Options, Port, TcpKeepalive};
+
+/// A bound, non-blocking std listener.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StdListener {
+    /// tcp.
+    Tcp(TcpListener),
+    /// ipc, with the socket file to remove when the listener closes (`None`: abstract name).
+    #[cfg(unix)]
+    Ipc(std::os::unix::net::UnixListener, Option<PathBuf>),
+}
+
+/// Binds `ep` and returns the listener (non-blocking) and the endpoint as bound: the port the
+/// system chose for `tcp://host:0`, the path chosen for `ipc://*`.
+///
+/// A stale ipc socket file is removed first, as libzmq does.
+pub fn bind(ep: &Endpoint, options: &Options) -> io::Result<(StdListener, Endpoint)> {
+    match ep {
+        Endpoint::Tcp { host, port } => {
+            let port = match port {
+                Port::Fixed(p) => *p,
+                _ => 0,
+            };
+            let addr: SocketAddr = match host {
+                Host::Any if options.ipv6 => (std::net::Ipv6Addr::UNSPECIFIED, port).into(),
+                Host::Any => (std::net::Ipv4Addr::UNSPECIFIED, port).into(),
+                Host::Ip(ip) => (*ip, port).into(),
+                Host::Name(name) => (name.as_str(), port)
+                    .to_socket_addrs()?
+                    .next()
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host not found"))?,
+            };
+            let l = TcpListener::bind(addr)?;
+            l.set_nonblocking(true)?;
+            let local = l.local_addr()?;
+            let bound = Endpoint::Tcp {
+                host: Host::Ip(local.ip()),
+                port: Port::Fixed(local.port()),
+            };
+            Ok((StdListener::Tcp(l), bound))
+        }
+        #[cfg(unix)]
+        Endpoint::Ipc(addr) => {
+            use std::os::unix::net::UnixListener;
+            let (l, path, bound) = match addr {
+                IpcAddr::Path(p) => {
+                    let _ = std::fs::remove_file(p);
+                    (UnixListener::bind(p)?, Some(p.clone()), addr.clone())
+                }
+                IpcAddr::Any => {
+                    let p = fresh_ipc_path();
+                    let _ = std::fs::remove_file(&p);
+                    (UnixListener::bind(&p)?, Some(p.clone()), IpcAddr::Path(p))
+                }
+                IpcAddr::Abstract(name) => (bind_abstract(name)?, None, addr.clone()),
+            };
+            l.set_nonblocking(true)?;
+            Ok((StdListener::Ipc(l, path), Endpoint::Ipc(bound)))
+        }
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a tcp or ipc endpoint",
+        )),
+    }
+}
+
+/// Removes a listener's ipc socket file (when it closes), as libzmq does.
+pub fn remove_ipc_file(path: Option<&Path>) {
+    if let Some(p) = path {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+fn fresh_ipc_path() -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    std::env::temp_dir().join(format!(
+        "omq-{}-{}.sock",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+#[cfg(target_os = "linux")]
+fn bind_abstract(name: &str) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    std::os::unix::net::UnixListener::bind_addr(&addr)
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+fn bind_abstract(_: &str) -> io::Result<std::os::unix::net::UnixListener> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "abstract ipc names are Linux-only",
+    ))
+}
+
+/// Connects to an abstract ipc name (a local connect that does not wait for the peer to
+/// accept); the stream is non-blocking.
+#[cfg(target_os = "linux")]
+pub fn connect_abstract(name: &str) -> io::Result<std::os::unix::net::UnixStream> {
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    let s = std::os::unix::net::UnixStream::connect_addr(&addr)?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+/// Connects to an abstract ipc name: Linux only.
+#[cfg(all(unix, not(target_os = "linux")))]
+pub fn connect_abstract(_: &str) -> io::Result<std::os::unix::net::UnixStream> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "abstract ipc names are Linux-only",
+    ))
+}
+
+/// Where a connect goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Target {
+    /// A tcp host (an address or a name to resolve) and port.
+    Tcp(String, u16),
+    /// An ipc socket file.
+    IpcPath(PathBuf),
+    /// A Linux abstract ipc name (see [`connect_abstract`]).
+    IpcAbstract(String),
+}
+
+/// Where to connect for `ep` (which passed `check_connect`).
+pub fn target(ep: &Endpoint) -> io::Result<Target> {
+    let invalid = |what| io::Error::new(io::ErrorKind::InvalidInput, what);
+    match ep {
+        Endpoint::Tcp {
+            host,
+            port: Port::Fixed(port),
+        } => match host {
+            Host::Ip(ip) => Ok(Target::Tcp(ip.to_string(), *port)),
+            Host::Name(n) => Ok(Target::Tcp(n.clone(), *port)),
+            _ => Err(invalid("wildcard host")),
+        },
+        Endpoint::Ipc(IpcAddr::Path(p)) => Ok(Target::IpcPath(p.clone())),
+        Endpoint::Ipc(IpcAddr::Abstract(n)) => Ok(Target::IpcAbstract(n.clone())),
+        _ => Err(invalid("not a connectable tcp or ipc endpoint")),
+    }
+}
+
+/// TCP_NODELAY, and keepalive as the options say (socket2: tokio and compio expose neither
+/// the keepalive idle time, interval nor count).
+pub fn tune_tcp(socket: &impl AsFd, keepalive: TcpKeepalive) -> io::Result<()> {
+    let sock = socket2::SockRef::from(socket);
+    sock.set_tcp_nodelay(true)?;
+    match keepalive {
+        TcpKeepalive::Off => sock.set_keepalive(false)?,
+        TcpKeepalive::On {
+            idle,
+            interval,
+            count,
+        } => {
+            let mut k = socket2::TcpKeepalive::new();
+            if let Some(d) = idle {
+                k = k.with_time(d);
+            }
+            if let Some(d) = interval {
+                k = k.with_interval(d);
+            }
+            if let Some(n) = count {
+                k = k.with_retries(n);
+            }
+            sock.set_tcp_keepalive(&k)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
