@@ -122,6 +122,14 @@ impl Engine {
         self.conn.bytes_needed()
     }
 
+    /// Makes room in `buf` for the next read: at least `chunk` bytes free, and room toward the
+    /// size the next frame declared, growing by doubling as its bytes arrive. A header that
+    /// announces a huge frame (nothing limits it without `max_message_size`) therefore costs
+    /// memory only as fast as the peer actually sends.
+    pub fn reserve_read(&self, buf: &mut BytesMut, chunk: usize) {
+        reserve_for(buf, self.conn.bytes_needed(), chunk);
+    }
+
     /// Whether the backend should read: false while the socket's receive pipe is full.
     pub fn wants_read(&self) -> bool {
         // While lingering, reading goes on: the handshake, heartbeats and the peer's close.
@@ -411,5 +419,36 @@ impl Engine {
                 .emit(MonitorEvent::HandshakeFailed { endpoint, reason });
         }
         kept
+    }
+}
+
+fn reserve_for(buf: &mut BytesMut, need: usize, chunk: usize) {
+    let len = buf.len();
+    let target = need.min(len.saturating_mul(2)).max(len + chunk);
+    if buf.capacity() < target {
+        buf.reserve(target - len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHUNK: usize = 64 * 1024;
+
+    #[test]
+    fn a_huge_declared_frame_is_not_reserved_up_front() {
+        let mut b = BytesMut::new();
+        reserve_for(&mut b, usize::MAX, CHUNK);
+        assert!(b.capacity() < 4 * CHUNK, "{}", b.capacity());
+        // As the bytes arrive, the buffer doubles.
+        b.resize(CHUNK, 0);
+        reserve_for(&mut b, usize::MAX, CHUNK);
+        assert!(b.capacity() >= 2 * CHUNK && b.capacity() < 8 * CHUNK);
+        // A frame of known size gets its room at once once half of it is in.
+        let mut b = BytesMut::new();
+        b.resize(300_000, 0);
+        reserve_for(&mut b, 500_000, CHUNK);
+        assert!(b.capacity() >= 500_000);
     }
 }

@@ -21,18 +21,6 @@ const BUDGET: u32 = 64;
 /// iovecs per vectored write.
 const MAX_IOVECS: usize = 64;
 
-/// Makes room for the next read: at least `READ_CHUNK` free, and room toward the `need` bytes
-/// the next frame wants, growing by doubling as its bytes arrive. A frame header declaring a huge
-/// length (nothing limits it without `max_message_size`) therefore costs memory only as fast as
-/// the peer actually sends.
-fn reserve_for(rbuf: &mut BytesMut, need: usize) {
-    let len = rbuf.len();
-    let target = need.min(len.saturating_mul(2)).max(len + READ_CHUNK);
-    if rbuf.capacity() < target {
-        rbuf.reserve(target - len);
-    }
-}
-
 struct Driver<'a, S> {
     stream: S,
     engine: &'a mut Engine,
@@ -73,7 +61,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 return Poll::Ready(e);
             }
             if self.engine.wants_read() && self.closing.is_none() {
-                reserve_for(&mut self.rbuf, self.engine.bytes_needed());
+                self.engine.reserve_read(&mut self.rbuf, READ_CHUNK);
                 match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.rbuf)
                 {
                     Poll::Ready(Ok(0)) => {
@@ -162,26 +150,5 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             let n = self.wbuf.chunks_vectored(&mut iov);
             let _ = Pin::new(&mut self.stream).poll_write_vectored(cx, &iov[..n]);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_huge_declared_frame_is_not_reserved_up_front() {
-        let mut b = BytesMut::new();
-        reserve_for(&mut b, usize::MAX);
-        assert!(b.capacity() < 4 * READ_CHUNK, "{}", b.capacity());
-        // As the bytes arrive, the buffer doubles.
-        b.resize(READ_CHUNK, 0);
-        reserve_for(&mut b, usize::MAX);
-        assert!(b.capacity() >= 2 * READ_CHUNK && b.capacity() < 8 * READ_CHUNK);
-        // A frame of known size gets its room at once once half of it is in.
-        let mut b = BytesMut::new();
-        b.resize(300_000, 0);
-        reserve_for(&mut b, 500_000);
-        assert!(b.capacity() >= 500_000);
     }
 }

@@ -167,6 +167,39 @@ impl WriteBuf {
         }
     }
 
+    /// Moves everything waiting into `out` as owned segments, in order, and leaves the buffer
+    /// empty: for completion-based I/O (io_uring), where the write operation must own its
+    /// buffers. The contiguous part is handed over without copying (its allocation goes with
+    /// it), shared payloads stay zero-copy.
+    pub fn take_chunks(&mut self, out: &mut Vec<Bytes>) {
+        if self.remaining == 0 {
+            return;
+        }
+        let data = Bytes::from(std::mem::take(&mut self.data));
+        let mut read = self.read;
+        for (i, (at, b)) in self.shared.drain(..).enumerate() {
+            if i < self.next_shared {
+                continue;
+            }
+            if read < at {
+                out.push(data.slice(read..at));
+                read = at;
+            }
+            let skip = if i == self.next_shared {
+                self.shared_read
+            } else {
+                0
+            };
+            if skip < b.len() {
+                out.push(b.slice(skip..));
+            }
+        }
+        if read < data.len() {
+            out.push(data.slice(read..));
+        }
+        self.clear();
+    }
+
     /// Drops what has been consumed, for a buffer that is refilled before it drains (a driver
     /// that encodes the next batch while the last write is still partly pending).
     fn compact(&mut self) {
@@ -367,5 +400,37 @@ mod tests {
         out.drain_into(&mut flat);
         assert_eq!(flat.len(), 2 + 100);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn take_chunks_hands_over_everything_in_order() {
+        let big = Bytes::from(vec![7u8; 10_000]);
+        let mut out = WriteBuf::new();
+        out.encode_message(&Message::from("head"));
+        out.encode_message(&Message::from(big.clone()));
+        out.encode_message(&Message::from("tail"));
+        let mut expected = Vec::new();
+        let mut copy = WriteBuf::new();
+        copy.encode_message(&Message::from("head"));
+        copy.encode_message(&Message::from(big.clone()));
+        copy.encode_message(&Message::from("tail"));
+        copy.drain_into(&mut expected);
+        // Partly consumed first, as after a short write.
+        let mut got = out.chunk()[..3].to_vec();
+        out.advance(3);
+        let mut chunks = Vec::new();
+        out.take_chunks(&mut chunks);
+        assert!(out.is_empty());
+        assert!(
+            chunks.iter().any(|c| c.as_ptr() == big.as_ptr()),
+            "the large payload is not copied"
+        );
+        for c in &chunks {
+            got.extend_from_slice(c);
+        }
+        assert_eq!(got, expected);
+        // Reusable afterwards.
+        out.encode_message(&Message::from("again"));
+        assert_eq!(out.chunk(), b"\x00\x05again");
     }
 }

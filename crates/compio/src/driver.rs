@@ -1,0 +1,211 @@
+//! One task per connection, owning every I/O operation of it.
+//!
+//! With completion-based I/O an operation owns its buffer until the kernel completes it, and
+//! dropping the operation's future can lose what the kernel already wrote into the buffer. So
+//! no read or write is ever issued from a user's future: this driver holds the in-flight read
+//! and write as boxed futures that own the stream halves and buffers, polls them from its own
+//! loop, and drops them only when the connection itself is abandoned.
+
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use compio::BufResult;
+use compio::io::{AsyncReadExt, AsyncWrite};
+use omq_sockets::{Engine, EngineError};
+use omq_zmtp::WriteBuf;
+
+/// Read at least this much per read operation.
+const READ_CHUNK: usize = 64 * 1024;
+/// Refill the write buffer while it holds less than this.
+const REFILL_BELOW: usize = 64 * 1024;
+/// Loop turns with progress before the task yields to the runtime.
+const BUDGET: u32 = 64;
+
+type Op<T> = Pin<Box<dyn Future<Output = T>>>;
+/// An in-flight read: gives back the read half, the result and the buffer.
+type ReadOp<S> = Op<(S, BufResult<usize, BytesMut>)>;
+/// An in-flight write: gives back the write half, the result and the segments.
+type WriteOp<S> = Op<(S, BufResult<(), Vec<Bytes>>)>;
+
+/// A stream half that can be moved into an operation.
+pub(crate) trait Half: AsyncReadExt + AsyncWrite + 'static {}
+impl<T: AsyncReadExt + AsyncWrite + 'static> Half for T {}
+
+struct Driver<'a, S: Half> {
+    engine: &'a mut Engine,
+    /// The read half and buffer, while no read is in flight.
+    reader: Option<(S, BytesMut)>,
+    read_op: Option<ReadOp<S>>,
+    /// The write half, while no write is in flight.
+    writer: Option<S>,
+    write_op: Option<WriteOp<S>>,
+    /// Encoded and waiting for the next write operation.
+    wbuf: WriteBuf,
+    sleep: Option<(Instant, Op<()>)>,
+    /// Set once the engine says the socket is closed: flush, then end.
+    closing: Option<EngineError>,
+}
+
+/// Runs the connection on the two halves of one stream until it ends; returns why.
+pub(crate) async fn run<S: Half>(read_half: S, write_half: S, engine: &mut Engine) -> EngineError {
+    let mut d = Driver {
+        engine,
+        reader: Some((read_half, BytesMut::with_capacity(READ_CHUNK))),
+        read_op: None,
+        writer: Some(write_half),
+        write_op: None,
+        wbuf: WriteBuf::new(),
+        sleep: None,
+        closing: None,
+    };
+    poll_fn(|cx| d.poll(cx)).await
+}
+
+impl<S: Half> Driver<'_, S> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<EngineError> {
+        let mut budget = BUDGET;
+        loop {
+            let mut progress = false;
+            let now = Instant::now();
+
+            // Input first: fresh bytes are proof of life for the heartbeat check below.
+            if let Poll::Ready(Err(e)) = self.engine.poll_inbound(cx, now) {
+                return Poll::Ready(e);
+            }
+            if self.read_op.is_none() && self.engine.wants_read() && self.closing.is_none() {
+                if let Some((mut half, mut buf)) = self.reader.take() {
+                    self.engine.reserve_read(&mut buf, READ_CHUNK);
+                    self.read_op = Some(Box::pin(async move {
+                        let r = half.append(buf).await;
+                        (half, r)
+                    }));
+                }
+            }
+            if let Some(op) = &mut self.read_op {
+                if let Poll::Ready((half, BufResult(res, mut buf))) = op.as_mut().poll(cx) {
+                    self.read_op = None;
+                    match res {
+                        Ok(0) => {
+                            return Poll::Ready(EngineError::Io(
+                                "connection closed by the peer".into(),
+                            ));
+                        }
+                        Ok(_) => {
+                            let r = self.engine.handle_read_buf(now, &mut buf);
+                            self.reader = Some((half, buf));
+                            if let Err(e) = r {
+                                return Poll::Ready(e);
+                            }
+                            progress = true;
+                        }
+                        Err(e) => return Poll::Ready(EngineError::Io(e.to_string())),
+                    }
+                }
+            }
+
+            // Output: encode a batch while the previous write is in flight, then one vectored
+            // write of owned segments.
+            if self.closing.is_none() && self.wbuf.len() < REFILL_BELOW {
+                if let Poll::Ready(Err(e)) = self.engine.poll_transmit(cx, now, &mut self.wbuf) {
+                    self.closing = Some(e);
+                }
+            }
+            if self.write_op.is_none() && !self.wbuf.is_empty() {
+                if let Some(mut half) = self.writer.take() {
+                    let mut chunks = Vec::new();
+                    self.wbuf.take_chunks(&mut chunks);
+                    self.write_op = Some(Box::pin(async move {
+                        let r = write_all(&mut half, chunks).await;
+                        (half, r)
+                    }));
+                }
+            }
+            if let Some(op) = &mut self.write_op {
+                if let Poll::Ready((half, BufResult(res, _))) = op.as_mut().poll(cx) {
+                    self.write_op = None;
+                    self.writer = Some(half);
+                    if let Err(e) = res {
+                        return Poll::Ready(EngineError::Io(e.to_string()));
+                    }
+                    progress = true;
+                }
+            }
+            if self.write_op.is_none() && self.wbuf.is_empty() {
+                if let Some(e) = self.closing.take() {
+                    return Poll::Ready(e);
+                }
+            }
+
+            // Timers.
+            match self.engine.poll_timeout() {
+                Some(t) if t <= now => {
+                    self.sleep = None;
+                    if let Err(e) = self.engine.handle_timeout(now) {
+                        return Poll::Ready(e);
+                    }
+                    progress = true;
+                }
+                Some(t) => {
+                    if self.sleep.as_ref().is_none_or(|(at, _)| *at != t) {
+                        self.sleep = Some((t, Box::pin(compio::time::sleep_until(t))));
+                    }
+                    if let Some((_, s)) = &mut self.sleep {
+                        if s.as_mut().poll(cx).is_ready() {
+                            self.sleep = None;
+                            progress = true;
+                        }
+                    }
+                }
+                None => self.sleep = None,
+            }
+
+            if !progress {
+                return Poll::Pending;
+            }
+            budget -= 1;
+            if budget == 0 {
+                // Long drains yield, so one busy connection cannot starve the runtime.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+/// Writes every segment, resubmitting after short writes; returns the segments' ownership.
+async fn write_all<S: AsyncWrite>(
+    half: &mut S,
+    mut chunks: Vec<Bytes>,
+) -> BufResult<(), Vec<Bytes>> {
+    while !chunks.is_empty() {
+        let BufResult(res, back) = half.write_vectored(chunks).await;
+        chunks = back;
+        match res {
+            Ok(0) => {
+                return BufResult(
+                    Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+                    chunks,
+                );
+            }
+            Ok(mut n) => {
+                // Drop what was written; keep the unwritten tail of a partly written segment.
+                let mut done = 0;
+                for c in &mut chunks {
+                    if n >= c.len() {
+                        n -= c.len();
+                        done += 1;
+                    } else {
+                        *c = c.slice(n..);
+                        break;
+                    }
+                }
+                chunks.drain(..done);
+            }
+            Err(e) => return BufResult(Err(e), chunks),
+        }
+    }
+    BufResult(Ok(()), chunks)
+}

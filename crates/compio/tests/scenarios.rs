@@ -1,0 +1,95 @@
+//! The shared scenario suite on omq-compio (io_uring where the kernel allows it).
+
+use std::time::Duration;
+
+use compio::io::{AsyncRead, AsyncWriteExt};
+use compio::net::{TcpListener, TcpStream};
+use omq_compio::{Monitor, Socket};
+use omq_scenarios::{
+    Backend, Endpoint, Error, Message, MonitorEvent, Options, SocketType, TrySendError,
+};
+
+struct Compio;
+
+impl Backend for Compio {
+    type Socket = Socket;
+    type Monitor = Monitor;
+    type Raw = TcpStream;
+    type RawListener = TcpListener;
+
+    fn socket(ty: SocketType, opts: Options) -> Result<Socket, Error> {
+        Socket::new(ty, opts)
+    }
+    async fn bind(s: &Socket, ep: &str) -> Result<Endpoint, Error> {
+        s.bind(ep).await
+    }
+    async fn connect(s: &Socket, ep: &str) -> Result<(), Error> {
+        s.connect(ep).await
+    }
+    async fn unbind(s: &Socket, ep: &str) -> Result<(), Error> {
+        s.unbind(ep).await
+    }
+    async fn disconnect(s: &Socket, ep: &str) -> Result<(), Error> {
+        s.disconnect(ep).await
+    }
+    async fn send(s: &Socket, m: Message) -> Result<(), Error> {
+        s.send(m).await
+    }
+    fn try_send(s: &Socket, m: Message) -> Result<(), TrySendError> {
+        s.try_send(m)
+    }
+    async fn recv(s: &Socket) -> Result<Message, Error> {
+        s.recv().await
+    }
+    fn try_recv(s: &Socket) -> Result<Option<Message>, Error> {
+        s.try_recv()
+    }
+    fn subscribe(s: &Socket, topic: &[u8]) -> Result<(), Error> {
+        s.subscribe(topic)
+    }
+    fn unsubscribe(s: &Socket, topic: &[u8]) -> Result<(), Error> {
+        s.unsubscribe(topic)
+    }
+    fn monitor(s: &Socket) -> Monitor {
+        s.monitor()
+    }
+    async fn next_event(m: &mut Monitor) -> Option<MonitorEvent> {
+        m.next().await
+    }
+    async fn close(s: Socket) {
+        s.close().await
+    }
+    async fn sleep(d: Duration) {
+        compio::time::sleep(d).await
+    }
+    async fn raw_listen() -> (TcpListener, String) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ep = format!("tcp://{}", l.local_addr().unwrap());
+        (l, ep)
+    }
+    async fn raw_accept(l: &TcpListener) -> TcpStream {
+        l.accept().await.unwrap().0
+    }
+    async fn raw_connect(ep: &str) -> TcpStream {
+        TcpStream::connect(ep.trim_start_matches("tcp://"))
+            .await
+            .unwrap()
+    }
+    async fn raw_write(r: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
+        r.write_all(data.to_vec()).await.0
+    }
+    async fn raw_read(r: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+        let compio::BufResult(res, got) = r.read(Vec::with_capacity(buf.len())).await;
+        let n = res?;
+        buf[..n].copy_from_slice(&got[..n]);
+        Ok(n)
+    }
+}
+
+omq_scenarios::scenario_tests!(Compio, #[compio::test]);
+
+#[compio::test]
+async fn reports_its_driver() {
+    let d = omq_compio::driver_type().expect("inside a runtime");
+    eprintln!("compio driver: {d:?}");
+}
