@@ -1106,3 +1106,38 @@ pub async fn disconnected_pending_inproc_leaves_no_trace<B: Backend>(t: Transpor
     B::send(&c, msg([b"to a"])).await.unwrap();
     assert_eq!(recv::<B>(&a).await, msg([b"to a"]));
 }
+
+/// `close` with linger delivers everything even when the closing side has unread input (a
+/// socket closed with unread input resets the connection, which can destroy what the peer has
+/// not read yet): the close is an orderly FIN and waits for the peer's, heartbeats or not.
+pub async fn linger_survives_unread_input<B: Backend>(t: Transport) {
+    let o = || {
+        opts_with(|o| {
+            o.linger = Some(Duration::from_secs(5));
+            o.heartbeat_interval = Some(Duration::from_millis(20));
+        })
+    };
+    let (dealer, router, _) =
+        bound_pair::<B>(t, (SocketType::Dealer, o()), (SocketType::Router, o())).await;
+    const N: u32 = 2000;
+    let source = async {
+        for i in 0..N {
+            B::send(
+                &dealer,
+                msg([&i.to_be_bytes(), &vec![1u8; (i as usize * 31) % 9000]]),
+            )
+            .await
+            .unwrap();
+        }
+        B::close(dealer).await;
+    };
+    let echo = async {
+        for i in 0..N {
+            let m = recv::<B>(&router).await;
+            assert_eq!(m.frames()[1], i.to_be_bytes()[..], "message {i}");
+            // Echo back to a dealer that never reads.
+            B::send(&router, m).await.unwrap();
+        }
+    };
+    within::<B, _>("every message", join(source, echo)).await;
+}

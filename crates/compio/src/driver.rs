@@ -45,9 +45,16 @@ struct Driver<'a, S: Half> {
     /// Encoded and waiting for the next write operation.
     wbuf: WriteBuf,
     sleep: Option<(Instant, Op<()>)>,
-    /// Set once the engine says the socket is closed: flush, then end.
+    /// Set once the engine says the socket is closed: flush, say goodbye, then end.
     closing: Option<EngineError>,
+    /// Our FIN, in flight.
+    shutdown_op: Option<Op<S>>,
+    /// Our FIN is sent: until when we wait for the peer's.
+    goodbye_until: Option<(Instant, Op<()>)>,
 }
+
+/// The longest wait for the peer's FIN after a close without a linger period.
+const GOODBYE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs the connection on the two halves of one stream until it ends; returns why.
 pub(crate) async fn run<S: Half>(read_half: S, write_half: S, engine: &mut Engine) -> EngineError {
@@ -60,29 +67,103 @@ pub(crate) async fn run<S: Half>(read_half: S, write_half: S, engine: &mut Engin
         wbuf: WriteBuf::new(),
         sleep: None,
         closing: None,
+        shutdown_op: None,
+        goodbye_until: None,
     };
     poll_fn(|cx| d.poll(cx)).await
 }
 
 impl<S: Half> Driver<'_, S> {
+    /// Issues a read into the spare capacity of the read buffer.
+    fn start_read(&mut self) {
+        if let Some((mut half, mut buf)) = self.reader.take() {
+            self.engine.reserve_read(&mut buf, READ_CHUNK);
+            self.read_op = Some(Box::pin(async move {
+                let r = half.append(buf).await;
+                (half, r)
+            }));
+        }
+    }
+
+    /// The orderly end after a close: our FIN after the last byte, then read (and drop) until
+    /// the peer's FIN, for at most the rest of the linger period (`GOODBYE` without one).
+    /// Closing a socket with unread input makes the kernel send RST, and a peer that gets RST
+    /// can lose what we sent and it has not read yet.
+    fn poll_goodbye(&mut self, cx: &mut Context<'_>) -> Poll<EngineError> {
+        if !self.engine.is_established() {
+            // Nothing of ours for the peer to read: no need to wait for it.
+            return Poll::Ready(self.closing.take().unwrap_or(EngineError::SocketClosed));
+        }
+        let done =
+            |d: &mut Self| Poll::Ready(d.closing.take().unwrap_or(EngineError::SocketClosed));
+        if self.goodbye_until.is_none() {
+            if self.shutdown_op.is_none() {
+                let Some(mut half) = self.writer.take() else {
+                    return done(self);
+                };
+                self.shutdown_op = Some(Box::pin(async move {
+                    let _ = half.shutdown().await;
+                    half
+                }));
+            }
+            let Some(op) = &mut self.shutdown_op else {
+                return done(self);
+            };
+            let Poll::Ready(half) = op.as_mut().poll(cx) else {
+                return Poll::Pending;
+            };
+            self.shutdown_op = None;
+            self.writer = Some(half);
+            let now = Instant::now();
+            let end = self
+                .engine
+                .linger_deadline()
+                .filter(|t| *t > now)
+                .unwrap_or(now + GOODBYE)
+                .min(now + GOODBYE);
+            self.goodbye_until = Some((end, Box::pin(compio::time::sleep_until(end))));
+        }
+        loop {
+            if self.read_op.is_none() {
+                if let Some((_, buf)) = &mut self.reader {
+                    buf.clear();
+                }
+                self.start_read();
+            }
+            let Some(op) = &mut self.read_op else {
+                return done(self);
+            };
+            match op.as_mut().poll(cx) {
+                Poll::Ready((half, BufResult(Ok(n), buf))) if n > 0 => {
+                    self.read_op = None;
+                    self.reader = Some((half, buf));
+                }
+                Poll::Ready(_) => return done(self),
+                Poll::Pending => break,
+            }
+        }
+        let waiting = match &mut self.goodbye_until {
+            Some((_, sleep)) => sleep.as_mut().poll(cx).is_pending(),
+            None => false,
+        };
+        if waiting { Poll::Pending } else { done(self) }
+    }
+
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<EngineError> {
         let mut budget = BUDGET;
         loop {
             let mut progress = false;
             let now = Instant::now();
+            if self.closing.is_some() && self.write_op.is_none() && self.wbuf.is_empty() {
+                return self.poll_goodbye(cx);
+            }
 
             // Input first: fresh bytes are proof of life for the heartbeat check below.
             if let Poll::Ready(Err(e)) = self.engine.poll_inbound(cx, now) {
                 return Poll::Ready(e);
             }
             if self.read_op.is_none() && self.engine.wants_read() && self.closing.is_none() {
-                if let Some((mut half, mut buf)) = self.reader.take() {
-                    self.engine.reserve_read(&mut buf, READ_CHUNK);
-                    self.read_op = Some(Box::pin(async move {
-                        let r = half.append(buf).await;
-                        (half, r)
-                    }));
-                }
+                self.start_read();
             }
             if let Some(op) = &mut self.read_op {
                 if let Poll::Ready((half, BufResult(res, mut buf))) = op.as_mut().poll(cx) {
@@ -133,10 +214,8 @@ impl<S: Half> Driver<'_, S> {
                     progress = true;
                 }
             }
-            if self.write_op.is_none() && self.wbuf.is_empty() {
-                if let Some(e) = self.closing.take() {
-                    return Poll::Ready(e);
-                }
+            if self.write_op.is_none() && self.wbuf.is_empty() && self.closing.is_some() {
+                return self.poll_goodbye(cx);
             }
 
             // Timers.

@@ -366,6 +366,12 @@ impl Engine {
         }
     }
 
+    /// Once the socket is closed: when the linger period ends (`None`: no limit, or not
+    /// closing).
+    pub fn linger_deadline(&self) -> Option<Instant> {
+        self.closing.flatten()
+    }
+
     /// The next deadline: the codec's (handshake, heartbeats) or the linger period's.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let linger = self.closing.flatten();

@@ -4,7 +4,7 @@ use std::future::{Future, poll_fn};
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use omq_sockets::{Engine, EngineError};
@@ -18,6 +18,8 @@ const READ_CHUNK: usize = 64 * 1024;
 const REFILL_BELOW: usize = 64 * 1024;
 /// Loop turns with progress before the task yields to the runtime.
 const BUDGET: u32 = 64;
+/// The longest wait for the peer's FIN after a close without a linger period.
+const GOODBYE: Duration = Duration::from_secs(5);
 /// iovecs per vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -28,8 +30,10 @@ struct Driver<'a, S> {
     wbuf: WriteBuf,
     sleep: Pin<Box<Sleep>>,
     armed: Option<Instant>,
-    /// Set once the engine says the socket is closed: flush, then end.
+    /// Set once the engine says the socket is closed: flush, say goodbye, then end.
     closing: Option<EngineError>,
+    /// Our FIN is sent; until when we wait for the peer's.
+    goodbye_until: Option<Instant>,
 }
 
 /// Runs the connection until it ends; returns why.
@@ -42,9 +46,10 @@ where
         engine,
         rbuf: BytesMut::with_capacity(READ_CHUNK),
         wbuf: WriteBuf::new(),
-        sleep: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))),
+        sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
         armed: None,
         closing: None,
+        goodbye_until: None,
     };
     poll_fn(|cx| d.poll(cx)).await
 }
@@ -102,10 +107,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                     Poll::Pending => {}
                 }
             }
-            if self.wbuf.is_empty() {
-                if let Some(e) = self.closing.take() {
-                    return Poll::Ready(e);
-                }
+            if self.wbuf.is_empty() && self.closing.is_some() {
+                return self.poll_goodbye(cx);
             }
 
             // Timers.
@@ -140,6 +143,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 return Poll::Pending;
             }
         }
+    }
+
+    /// The orderly end after a close: our FIN after the last byte, then read (and drop) until
+    /// the peer's FIN, for at most the rest of the linger period (`GOODBYE` without one).
+    /// Closing a socket with unread input makes the kernel send RST, and a peer that gets RST
+    /// can lose what we sent and it has not read yet.
+    fn poll_goodbye(&mut self, cx: &mut Context<'_>) -> Poll<EngineError> {
+        if !self.engine.is_established() {
+            // Nothing of ours for the peer to read: no need to wait for it.
+            return Poll::Ready(self.closing.take().unwrap_or(EngineError::SocketClosed));
+        }
+        if self.goodbye_until.is_none() {
+            if Pin::new(&mut self.stream).poll_shutdown(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = Instant::now();
+            let end = self
+                .engine
+                .linger_deadline()
+                .filter(|t| *t > now)
+                .unwrap_or(now + GOODBYE)
+                .min(now + GOODBYE);
+            self.goodbye_until = Some(end);
+            self.sleep
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(end));
+        }
+        loop {
+            self.rbuf.clear();
+            self.rbuf.reserve(READ_CHUNK);
+            match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.rbuf) {
+                Poll::Ready(Ok(0) | Err(_)) => break,
+                Poll::Ready(Ok(_)) => {}
+                Poll::Pending if self.sleep.as_mut().poll(cx).is_ready() => break,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(self.closing.take().unwrap_or(EngineError::SocketClosed))
     }
 
     /// After a fatal error, one attempt to send what is queued (an ERROR command).
