@@ -85,6 +85,7 @@ fn ci() -> Result<(), String> {
         "warnings",
     ]))?;
     run(cargo().args(TEST_COMMAND))?;
+    compio_without_io_uring()?;
     // Doc tests are not part of --all-targets.
     run(cargo().args(["test", "--workspace", "--doc"]))?;
     run(cargo()
@@ -97,6 +98,18 @@ fn ci() -> Result<(), String> {
         eprintln!("xtask: Miri skipped: no nightly toolchain with the miri component here");
     }
     fuzz(&["--smoke".into()])
+}
+
+/// omq-compio's scenario suite again with io_uring refused by a seccomp filter, so that compio
+/// falls back to its polling driver (and the suite checks that it did).
+fn compio_without_io_uring() -> Result<(), String> {
+    let mut cmd = Command::new("python3");
+    cmd.current_dir(root())
+        .arg(root().join("xtask").join("no-io-uring.py"))
+        .arg(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["test", "-p", "omq-compio", "--test", "scenarios"])
+        .env("OMQ_EXPECT_DRIVER", "polling");
+    run(&mut cmd)
 }
 
 /// Crates with loom models (each has `tests/loom.rs`).

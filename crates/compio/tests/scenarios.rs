@@ -88,8 +88,15 @@ impl Backend for Compio {
 
 omq_scenarios::scenario_tests!(Compio, #[compio::test]);
 
+/// `OMQ_EXPECT_DRIVER=polling` (set by `cargo xtask ci` when it runs this suite with io_uring
+/// refused) or `=io_uring` checks which driver the suite ran on.
 #[compio::test]
 async fn reports_its_driver() {
     let d = omq_compio::driver_type().expect("inside a runtime");
     eprintln!("compio driver: {d:?}");
+    match std::env::var("OMQ_EXPECT_DRIVER").as_deref() {
+        Ok("polling") => assert!(d.is_polling(), "{d:?}"),
+        Ok("io_uring") => assert!(d.is_iouring(), "{d:?}"),
+        _ => {}
+    }
 }
