@@ -1,12 +1,14 @@
-//! PUSH/PULL throughput over tcp, two processes, omq against libzmq in the same run.
+//! PUSH/PULL throughput between two processes: omq (tokio and compio backends) against libzmq
+//! in the same run, over tcp and ipc.
 //!
 //! The parent binds a PULL socket and starts a child process that connects a PUSH socket and
 //! sends `count` messages of `size` bytes as fast as it can. The parent times from the first
-//! message to the last. Implementations alternate run by run (libzmq, omq, libzmq, ...), so a
-//! noisy machine affects both alike; the report gives the median of the rounds and the ratio.
+//! message to the last. Implementations alternate run by run, so a noisy machine affects all of
+//! them alike; the report gives the median of the rounds and ratios to libzmq.
 //!
 //! ```text
-//! cargo run --release -p omq-bench --bin throughput -- [--quick] [--rounds N] [--sizes 8,128,...]
+//! cargo run --release -p omq-bench --bin throughput -- [--quick] [--rounds N]
+//!     [--sizes 8,128,...] [--transports tcp,ipc]
 //! ```
 
 use std::process::{Command, Stdio};
@@ -16,19 +18,27 @@ use std::time::{Duration, Instant};
 enum Impl {
     Libzmq,
     /// omq-tokio on a current-thread runtime in each process.
-    OmqCurrent,
+    TokioCurrent,
     /// omq-tokio on a multi-thread runtime (2 workers) in each process.
-    OmqMulti,
+    TokioMulti,
+    /// omq-compio (io_uring) in each process.
+    Compio,
 }
 
 impl Impl {
-    const ALL: [Self; 3] = [Self::Libzmq, Self::OmqCurrent, Self::OmqMulti];
+    const ALL: [Self; 4] = [
+        Self::Libzmq,
+        Self::TokioCurrent,
+        Self::TokioMulti,
+        Self::Compio,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Self::Libzmq => "libzmq",
-            Self::OmqCurrent => "omq-current",
-            Self::OmqMulti => "omq-multi",
+            Self::TokioCurrent => "tokio-ct",
+            Self::TokioMulti => "tokio-mt",
+            Self::Compio => "compio",
         }
     }
 
@@ -60,7 +70,8 @@ fn main() {
         let count: u64 = args[i + 4].parse().unwrap();
         match imp {
             Impl::Libzmq => libzmq_send(endpoint, size, count),
-            omq => omq_send(omq, endpoint, size, count),
+            Impl::Compio => compio_send(endpoint, size, count),
+            tokio => tokio_send(tokio, endpoint, size, count),
         }
         return;
     }
@@ -74,28 +85,42 @@ fn main() {
     let sizes: Vec<usize> = value("--sizes").map_or(vec![8, 128, 1024, 65536], |v| {
         v.split(',').map(|s| s.parse().unwrap()).collect()
     });
+    let transports: Vec<String> = value("--transports")
+        .map_or(vec!["tcp".into(), "ipc".into()], |v| {
+            v.split(',').map(str::to_owned).collect()
+        });
 
-    println!("PUSH/PULL over tcp, two processes, {rounds} rounds, median msg/s");
+    println!("PUSH/PULL between two processes, median of {rounds} rounds, messages per second.");
     println!(
-        "omq on a current-thread tokio runtime (ct) and on a multi-thread one with 2 workers (mt)"
+        "omq-tokio on a current-thread runtime (tokio-ct) and on a multi-thread one with 2 \
+         workers (tokio-mt); omq-compio on io_uring. Ratios are to libzmq in the same run."
     );
-    println!();
-    println!("| size | libzmq | omq ct | omq mt | ct/libzmq | mt/libzmq |");
-    println!("|---:|---:|---:|---:|---:|---:|");
-    for &size in &sizes {
-        let count = count_for(size, quick);
-        let mut rates = [Vec::new(), Vec::new(), Vec::new()];
-        for _ in 0..rounds {
-            for (k, imp) in Impl::ALL.into_iter().enumerate() {
-                rates[k].push(run(imp, size, count));
+    for transport in &transports {
+        println!();
+        println!("{transport}:");
+        println!();
+        println!("| size | libzmq | tokio-ct | tokio-mt | compio | tokio-ct | tokio-mt | compio |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for &size in &sizes {
+            let count = count_for(size, quick);
+            let mut rates: Vec<Vec<f64>> = vec![Vec::new(); Impl::ALL.len()];
+            for _ in 0..rounds {
+                for (k, imp) in Impl::ALL.into_iter().enumerate() {
+                    rates[k].push(run(imp, transport, size, count));
+                }
             }
+            let m: Vec<f64> = rates.iter_mut().map(|r| median(r)).collect();
+            println!(
+                "| {size} B | {:.0} | {:.0} | {:.0} | {:.0} | {:.2}x | {:.2}x | {:.2}x |",
+                m[0],
+                m[1],
+                m[2],
+                m[3],
+                m[1] / m[0],
+                m[2] / m[0],
+                m[3] / m[0]
+            );
         }
-        let [z, c, m] = rates.map(|mut r| median(&mut r));
-        println!(
-            "| {size} B | {z:.0} | {c:.0} | {m:.0} | {:.2}x | {:.2}x |",
-            c / z,
-            m / z
-        );
     }
 }
 
@@ -104,13 +129,26 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// Where the receiver binds.
+fn bind_endpoint(transport: &str, libzmq: bool) -> String {
+    match transport {
+        "tcp" if libzmq => "tcp://127.0.0.1:*".into(),
+        "tcp" => "tcp://127.0.0.1:0".into(),
+        _ => format!(
+            "ipc://{}/omq-bench-{}.sock",
+            std::env::temp_dir().display(),
+            std::process::id()
+        ),
+    }
+}
+
 /// One run: bind, start the sender, receive `count` messages; messages per second.
-fn run(imp: Impl, size: usize, count: u64) -> f64 {
+fn run(imp: Impl, transport: &str, size: usize, count: u64) -> f64 {
     match imp {
         Impl::Libzmq => {
             let ctx = zmq::Context::new();
             let pull = ctx.socket(zmq::PULL).unwrap();
-            pull.bind("tcp://127.0.0.1:*").unwrap();
+            pull.bind(&bind_endpoint(transport, true)).unwrap();
             let ep = pull.get_last_endpoint().unwrap().unwrap();
             let mut child = spawn_child(imp, &ep, size, count);
             let mut msg = zmq::Message::new();
@@ -124,24 +162,44 @@ fn run(imp: Impl, size: usize, count: u64) -> f64 {
             child.wait().unwrap();
             rate
         }
-        omq => {
-            let rt = runtime(omq);
-            rt.block_on(async {
-                let pull = omq_tokio::Socket::new(omq_tokio::SocketType::Pull, Default::default())
-                    .unwrap();
-                let ep = pull.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
-                let mut child = spawn_child(imp, &ep, size, count);
-                pull.recv().await.unwrap();
-                let start = Instant::now();
-                for _ in 1..count {
-                    let m = pull.recv().await.unwrap();
-                    debug_assert_eq!(m.size(), size);
-                }
-                let rate = (count - 1) as f64 / start.elapsed().as_secs_f64();
-                child.wait().unwrap();
-                rate
-            })
-        }
+        Impl::Compio => compio::runtime::Runtime::new().unwrap().block_on(async {
+            use omq_compio::{Socket, SocketType};
+            let pull = Socket::new(SocketType::Pull, Default::default()).unwrap();
+            let ep = pull
+                .bind(&bind_endpoint(transport, false))
+                .await
+                .unwrap()
+                .to_string();
+            let mut child = spawn_child(imp, &ep, size, count);
+            pull.recv().await.unwrap();
+            let start = Instant::now();
+            for _ in 1..count {
+                let m = pull.recv().await.unwrap();
+                debug_assert_eq!(m.size(), size);
+            }
+            let rate = (count - 1) as f64 / start.elapsed().as_secs_f64();
+            child.wait().unwrap();
+            rate
+        }),
+        tokio => tokio_runtime(tokio).block_on(async {
+            use omq_tokio::{Socket, SocketType};
+            let pull = Socket::new(SocketType::Pull, Default::default()).unwrap();
+            let ep = pull
+                .bind(&bind_endpoint(transport, false))
+                .await
+                .unwrap()
+                .to_string();
+            let mut child = spawn_child(imp, &ep, size, count);
+            pull.recv().await.unwrap();
+            let start = Instant::now();
+            for _ in 1..count {
+                let m = pull.recv().await.unwrap();
+                debug_assert_eq!(m.size(), size);
+            }
+            let rate = (count - 1) as f64 / start.elapsed().as_secs_f64();
+            child.wait().unwrap();
+            rate
+        }),
     }
 }
 
@@ -173,12 +231,12 @@ fn libzmq_send(ep: &str, size: usize, count: u64) {
     drop(push);
 }
 
-fn omq_send(imp: Impl, ep: &str, size: usize, count: u64) {
-    let rt = runtime(imp);
-    rt.block_on(async {
-        let push = omq_tokio::Socket::new(omq_tokio::SocketType::Push, Default::default()).unwrap();
+fn tokio_send(imp: Impl, ep: &str, size: usize, count: u64) {
+    tokio_runtime(imp).block_on(async {
+        use omq_tokio::{Message, Socket, SocketType};
+        let push = Socket::new(SocketType::Push, Default::default()).unwrap();
         push.connect(ep).await.unwrap();
-        let payload = omq_tokio::Message::from(vec![0u8; size]);
+        let payload = Message::from(vec![0u8; size]);
         for _ in 0..count {
             push.send(payload.clone()).await.unwrap();
         }
@@ -189,9 +247,24 @@ fn omq_send(imp: Impl, ep: &str, size: usize, count: u64) {
     });
 }
 
-/// The runtime for an omq side.
-fn runtime(imp: Impl) -> tokio::runtime::Runtime {
-    if imp == Impl::OmqCurrent {
+fn compio_send(ep: &str, size: usize, count: u64) {
+    compio::runtime::Runtime::new().unwrap().block_on(async {
+        use omq_compio::{Message, Socket, SocketType};
+        let push = Socket::new(SocketType::Push, Default::default()).unwrap();
+        push.connect(ep).await.unwrap();
+        let payload = Message::from(vec![0u8; size]);
+        for _ in 0..count {
+            push.send(payload.clone()).await.unwrap();
+        }
+        compio::time::timeout(Duration::from_secs(60), push.close())
+            .await
+            .expect("close");
+    });
+}
+
+/// The runtime for a tokio side.
+fn tokio_runtime(imp: Impl) -> tokio::runtime::Runtime {
+    if imp == Impl::TokioCurrent {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
