@@ -150,7 +150,7 @@ fn run(imp: Impl, transport: &str, size: usize, count: u64) -> f64 {
             let pull = ctx.socket(zmq::PULL).unwrap();
             pull.bind(&bind_endpoint(transport, true)).unwrap();
             let ep = pull.get_last_endpoint().unwrap().unwrap();
-            let mut child = spawn_child(imp, &ep, size, count);
+            let child = spawn_child(imp, &ep, size, count);
             let mut msg = zmq::Message::new();
             pull.recv(&mut msg, 0).unwrap();
             let start = Instant::now();
@@ -159,7 +159,7 @@ fn run(imp: Impl, transport: &str, size: usize, count: u64) -> f64 {
                 debug_assert_eq!(msg.len(), size);
             }
             let rate = (count - 1) as f64 / start.elapsed().as_secs_f64();
-            child.wait().unwrap();
+            finish(child);
             rate
         }
         Impl::Compio => compio::runtime::Runtime::new().unwrap().block_on(async {
@@ -170,7 +170,7 @@ fn run(imp: Impl, transport: &str, size: usize, count: u64) -> f64 {
                 .await
                 .unwrap()
                 .to_string();
-            let mut child = spawn_child(imp, &ep, size, count);
+            let child = spawn_child(imp, &ep, size, count);
             pull.recv().await.unwrap();
             let start = Instant::now();
             for _ in 1..count {
@@ -178,7 +178,7 @@ fn run(imp: Impl, transport: &str, size: usize, count: u64) -> f64 {
                 debug_assert_eq!(m.size(), size);
             }
             let rate = (count - 1) as f64 / start.elapsed().as_secs_f64();
-            child.wait().unwrap();
+            finish(child);
             rate
         }),
         tokio => tokio_runtime(tokio).block_on(async {
@@ -189,7 +189,7 @@ fn run(imp: Impl, transport: &str, size: usize, count: u64) -> f64 {
                 .await
                 .unwrap()
                 .to_string();
-            let mut child = spawn_child(imp, &ep, size, count);
+            let child = spawn_child(imp, &ep, size, count);
             pull.recv().await.unwrap();
             let start = Instant::now();
             for _ in 1..count {
@@ -197,7 +197,7 @@ fn run(imp: Impl, transport: &str, size: usize, count: u64) -> f64 {
                 debug_assert_eq!(m.size(), size);
             }
             let rate = (count - 1) as f64 / start.elapsed().as_secs_f64();
-            child.wait().unwrap();
+            finish(child);
             rate
         }),
     }
@@ -206,6 +206,9 @@ fn run(imp: Impl, transport: &str, size: usize, count: u64) -> f64 {
 fn spawn_child(imp: Impl, ep: &str, size: usize, count: u64) -> std::process::Child {
     // For finding the slow side: `THROUGHPUT_SENDER=libzmq` pairs every receiver with that sender.
     let imp = std::env::var("THROUGHPUT_SENDER").map_or(imp, |s| Impl::parse(&s));
+    // The sender keeps its socket open until its stdin closes, which the parent does once it
+    // has every message: libzmq can lose the tail of what it sent over ipc when it closes
+    // right after sending (libzmq issue #4660).
     Command::new(std::env::current_exe().unwrap())
         .args([
             "--child",
@@ -214,7 +217,7 @@ fn spawn_child(imp: Impl, ep: &str, size: usize, count: u64) -> std::process::Ch
             &size.to_string(),
             &count.to_string(),
         ])
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .spawn()
         .expect("start the sender process")
 }
@@ -227,6 +230,7 @@ fn libzmq_send(ep: &str, size: usize, count: u64) {
     for _ in 0..count {
         push.send(&payload[..], 0).unwrap();
     }
+    wait_for_parent();
     // The default linger sends everything before the context ends.
     drop(push);
 }
@@ -241,6 +245,7 @@ fn tokio_send(imp: Impl, ep: &str, size: usize, count: u64) {
             push.send(payload.clone()).await.unwrap();
         }
         // The default linger: close returns once everything is sent.
+        tokio::task::spawn_blocking(wait_for_parent).await.unwrap();
         tokio::time::timeout(Duration::from_secs(60), push.close())
             .await
             .expect("close");
@@ -256,6 +261,9 @@ fn compio_send(ep: &str, size: usize, count: u64) {
         for _ in 0..count {
             push.send(payload.clone()).await.unwrap();
         }
+        compio::runtime::spawn_blocking(wait_for_parent)
+            .await
+            .unwrap();
         compio::time::timeout(Duration::from_secs(60), push.close())
             .await
             .expect("close");
@@ -276,4 +284,15 @@ fn tokio_runtime(imp: Impl) -> tokio::runtime::Runtime {
             .build()
             .unwrap()
     }
+}
+
+/// In the sender: waits until the parent closes our stdin (it has every message).
+fn wait_for_parent() {
+    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+}
+
+/// In the parent: lets the sender close, and reaps it.
+fn finish(mut child: std::process::Child) {
+    drop(child.stdin.take());
+    child.wait().unwrap();
 }
