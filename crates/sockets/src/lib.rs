@@ -13,6 +13,9 @@
 //!   [`Connector`] (the reconnect policy of a connected endpoint) and [`Endpoints`] (a socket's
 //!   table for `unbind`, `disconnect` and `close`). A backend adds connect, accept, run and
 //!   sleep.
+//! - [`SocketBase`]: the user-facing socket API that is the same on every backend (messaging,
+//!   subscriptions, monitor, unbind/disconnect, and the preparation of bind/connect); a
+//!   backend's `Socket` dereferences to it.
 //! - [`Endpoint`], [`Options`], [`SubscriptionTrie`], [`MonitorEvent`], [`Error`].
 //!
 //! ```
@@ -34,6 +37,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod base;
 mod core;
 mod endpoint;
 mod engine;
@@ -47,6 +51,7 @@ mod options;
 mod trie;
 mod wait;
 
+pub use crate::base::{Bind, Connect, SocketBase};
 pub use crate::core::{Core, PeerCommand, PeerId, PeerPipes};
 pub use endpoint::{Endpoint, EndpointError, Host, IpcAddr, Port};
 pub use engine::{Engine, EngineError};

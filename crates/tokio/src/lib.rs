@@ -32,13 +32,11 @@
 mod driver;
 mod transport;
 
-use std::future::poll_fn;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use omq_sockets::{Connector, Core, EndpointCtl, Endpoints};
 pub use omq_sockets::{
     Endpoint, EndpointError, Error, Host, IpcAddr, Monitor, MonitorEvent, OptionError, Options,
-    Port, ReconnectStop, TcpKeepalive, TrySendError,
+    Port, ReconnectStop, SocketBase, TcpKeepalive, TrySendError,
 };
 pub use omq_zmtp::{Frame, Message, SocketType};
 use tokio::task::JoinHandle;
@@ -62,149 +60,71 @@ impl Tasks {
 
 /// A ZeroMQ socket.
 ///
+/// The messaging API (`send`, `recv`, `try_send`, `try_recv`, `subscribe`, `unsubscribe`,
+/// `monitor`, `unbind`, `disconnect`) comes from [`SocketBase`], which this type dereferences
+/// to; it is the same code on every backend.
+///
 /// Dropping it closes it without waiting: connections still send what is queued within the
 /// linger period in the background. [`close`](Self::close) waits for that.
 #[derive(Debug)]
 pub struct Socket {
-    core: Arc<Core>,
-    endpoints: Endpoints,
+    base: SocketBase,
     tasks: Tasks,
+}
+
+impl std::ops::Deref for Socket {
+    type Target = SocketBase;
+
+    fn deref(&self) -> &SocketBase {
+        &self.base
+    }
 }
 
 impl Socket {
     /// A new socket of type `socket_type`. Invalid options are an error here.
     pub fn new(socket_type: SocketType, options: Options) -> Result<Self, Error> {
         Ok(Self {
-            core: Core::new(socket_type, options)?,
-            endpoints: Endpoints::new(),
+            base: SocketBase::new(socket_type, options)?,
             tasks: Tasks::default(),
         })
-    }
-
-    /// The socket type.
-    pub fn socket_type(&self) -> SocketType {
-        self.core.socket_type()
-    }
-
-    /// The options the socket was created with.
-    pub fn options(&self) -> &Options {
-        self.core.options()
     }
 
     /// Binds to `endpoint` and returns it resolved: `tcp://127.0.0.1:0` reports the port the
     /// system chose, `ipc://*` the path. Must run inside a tokio runtime.
     pub async fn bind(&self, endpoint: &str) -> Result<Endpoint, Error> {
-        let ep: Endpoint = endpoint.parse()?;
-        if self.core.is_closed() {
-            return Err(Error::Closed);
+        if !endpoint.starts_with("inproc://") {
+            no_runtime()?;
         }
-        if let Endpoint::Inproc(name) = &ep {
-            self.endpoints.bind_inproc(&self.core, &ep, name)?;
-            return Ok(ep);
-        }
-        no_runtime()?;
-        let (listener, resolved) = match transport::bind(&ep, &self.core) {
-            Ok(r) => r,
-            Err(e) => {
-                self.core.emit(MonitorEvent::BindFailed {
-                    endpoint: endpoint.to_owned(),
-                    reason: e.to_string(),
-                });
-                return Err(e.into());
-            }
-        };
-        let text = resolved.to_string();
-        self.core.emit(MonitorEvent::Listening {
-            endpoint: text.clone(),
-        });
-        let ctl = self.endpoints.add_listener(&resolved);
-        self.tasks.spawn(transport::accept_loop(
-            self.core.clone(),
-            listener,
-            text,
-            ctl,
-            self.tasks.clone(),
-        ));
-        Ok(resolved)
+        self.base.bind_with(endpoint, |listener, bound, ctl| {
+            let listener = transport::listener(listener)?;
+            self.tasks.spawn(transport::accept_loop(
+                self.base.core().clone(),
+                listener,
+                bound.to_string(),
+                ctl,
+                self.tasks.clone(),
+            ));
+            Ok(())
+        })
     }
 
     /// Connects to `endpoint`. Returns at once: the connection is made (and remade after
     /// failures, every reconnect interval) in the background, and unless `immediate` is set,
     /// messages queue for the endpoint from now on. Must run inside a tokio runtime.
     pub async fn connect(&self, endpoint: &str) -> Result<(), Error> {
-        let ep: Endpoint = endpoint.parse()?;
-        ep.check_connect()?;
-        if let Endpoint::Inproc(name) = &ep {
-            return self.endpoints.connect_inproc(&self.core, &ep, name);
+        if !endpoint.starts_with("inproc://") {
+            no_runtime()?;
         }
-        no_runtime()?;
-        let ctl = EndpointCtl::new();
-        let (connector, peer) = Connector::new(self.core.clone(), ep.clone(), ctl.clone())?;
-        self.tasks
-            .spawn(transport::connect_loop(connector, ctl.clone()));
-        self.endpoints.add_connect(&ep, ctl, peer);
-        Ok(())
-    }
-
-    /// Stops listening on a bound endpoint (as [`bind`](Self::bind) returned it).
-    pub async fn unbind(&self, endpoint: &str) -> Result<(), Error> {
-        self.endpoints.forget(&self.core, endpoint, true)
-    }
-
-    /// Stops connecting to `endpoint` and drops its connection and queued messages.
-    pub async fn disconnect(&self, endpoint: &str) -> Result<(), Error> {
-        self.endpoints.forget(&self.core, endpoint, false)
-    }
-
-    /// Sends a message, waiting while every eligible peer is at its high-water mark (PUB and
-    /// ROUTER without `router_mandatory` never wait: they drop). Cancel safe: if the future is
-    /// dropped before it completes, the message was not sent.
-    pub async fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
-        let mut msg = Some(msg.into());
-        poll_fn(|cx| self.core.poll_send(cx, &mut msg)).await
-    }
-
-    /// Sends a message if a peer has room now; otherwise hands it back in
-    /// [`TrySendError::Full`].
-    pub fn try_send(&self, msg: impl Into<Message>) -> Result<(), TrySendError> {
-        self.core.try_send(msg.into())
-    }
-
-    /// Receives the next message, waiting for one. Cancel safe: a dropped future loses nothing.
-    pub async fn recv(&self) -> Result<Message, Error> {
-        poll_fn(|cx| self.core.poll_recv(cx)).await
-    }
-
-    /// Receives a message if one is queued.
-    pub fn try_recv(&self) -> Result<Option<Message>, Error> {
-        self.core.try_recv()
-    }
-
-    /// SUB, XSUB: subscribes to messages whose first frame starts with `topic` (empty: all).
-    pub fn subscribe(&self, topic: impl AsRef<[u8]>) -> Result<(), Error> {
-        self.core.subscribe(topic.as_ref())
-    }
-
-    /// SUB, XSUB: cancels one subscription to `topic`.
-    pub fn unsubscribe(&self, topic: impl AsRef<[u8]>) -> Result<(), Error> {
-        self.core.unsubscribe(topic.as_ref())
-    }
-
-    /// A stream of this socket's monitor events from now on.
-    pub fn monitor(&self) -> Monitor {
-        Monitor::new(&self.core)
-    }
-
-    fn shut(&self) {
-        self.core.close();
-        self.endpoints.close_all(&self.core);
+        self.base.connect_with(endpoint, |connector, ctl| {
+            self.tasks.spawn(transport::connect_loop(connector, ctl));
+        })
     }
 
     /// Closes the socket and waits until every connection has sent what was queued, within the
     /// linger period (`Options::linger`; `None`, the default, waits as long as it takes, as
     /// libzmq does).
     pub async fn close(self) {
-        self.shut();
+        self.base.shut();
         for h in self.tasks.take() {
             let _ = h.await;
         }
@@ -213,7 +133,7 @@ impl Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        self.shut();
+        self.base.shut();
     }
 }
 

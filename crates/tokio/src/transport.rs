@@ -20,15 +20,13 @@ pub(crate) enum Listener {
     Ipc(UnixListener, Option<PathBuf>),
 }
 
-/// Binds `ep`, returning the listener and the resolved endpoint.
-pub(crate) fn bind(ep: &Endpoint, core: &Core) -> io::Result<(Listener, Endpoint)> {
-    let (l, bound) = net::bind(ep, core.options())?;
-    let l = match l {
+/// The runtime's listener for a bound std listener.
+pub(crate) fn listener(l: StdListener) -> io::Result<Listener> {
+    Ok(match l {
         StdListener::Tcp(l) => Listener::Tcp(TcpListener::from_std(l)?),
         StdListener::Ipc(l, path) => Listener::Ipc(UnixListener::from_std(l)?, path),
         _ => return Err(io::Error::from(io::ErrorKind::Unsupported)),
-    };
-    Ok((l, bound))
+    })
 }
 
 /// Accepts connections until the socket closes or the endpoint is unbound.

@@ -1,0 +1,226 @@
+//! The part of the user-facing socket that is the same on every backend.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+
+use omq_zmtp::{Message, SocketType};
+
+use crate::core::Core;
+use crate::error::{Error, TrySendError};
+use crate::lifecycle::{Connector, EndpointCtl, Endpoints};
+use crate::monitor::{Monitor, MonitorEvent};
+use crate::{Endpoint, Options};
+
+/// A socket's runtime-independent half: the messaging API, subscriptions, the monitor,
+/// `unbind`/`disconnect`, and the preparation of `bind`/`connect` (the backend then starts the
+/// listener or connect loop that a [`Bind`] or [`Connect`] asks for).
+///
+/// A backend's `Socket` holds one and dereferences to it, so the messaging API is the same code
+/// on every backend.
+#[derive(Debug)]
+pub struct SocketBase {
+    core: Arc<Core>,
+    endpoints: Endpoints,
+}
+
+/// What a backend does for [`SocketBase::prepare_bind`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Bind {
+    /// Done (inproc).
+    Done(Endpoint),
+    /// Run an accept loop on this listener until `ctl` says otherwise.
+    #[cfg(unix)]
+    Listen {
+        /// The bound, non-blocking listener.
+        listener: crate::net::StdListener,
+        /// The endpoint as bound (the resolved port or path).
+        bound: Endpoint,
+        /// The listener's control signal.
+        ctl: Arc<EndpointCtl>,
+    },
+}
+
+/// What a backend does for [`SocketBase::prepare_connect`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Connect {
+    /// Done (inproc).
+    Done,
+    /// Run a connect loop with this policy until `ctl` says otherwise.
+    Run(Box<Connector>, Arc<EndpointCtl>),
+}
+
+impl SocketBase {
+    /// A new socket of type `socket_type`. Invalid options are an error here.
+    pub fn new(socket_type: SocketType, options: Options) -> Result<Self, Error> {
+        Ok(Self {
+            core: Core::new(socket_type, options)?,
+            endpoints: Endpoints::new(),
+        })
+    }
+
+    /// The socket's core, for the backend's tasks.
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    /// The socket type.
+    pub fn socket_type(&self) -> SocketType {
+        self.core.socket_type()
+    }
+
+    /// The options the socket was created with.
+    pub fn options(&self) -> &Options {
+        self.core.options()
+    }
+
+    /// Parses and binds `endpoint`: inproc at once; tcp and ipc to a std listener that the
+    /// backend serves. Reports listening or bind failed on the monitor.
+    pub fn prepare_bind(&self, endpoint: &str) -> Result<Bind, Error> {
+        let ep: Endpoint = endpoint.parse()?;
+        if self.core.is_closed() {
+            return Err(Error::Closed);
+        }
+        if let Endpoint::Inproc(name) = &ep {
+            self.endpoints.bind_inproc(&self.core, &ep, name)?;
+            return Ok(Bind::Done(ep));
+        }
+        #[cfg(unix)]
+        {
+            let (listener, bound) = match crate::net::bind(&ep, self.core.options()) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.core.emit(MonitorEvent::BindFailed {
+                        endpoint: endpoint.to_owned(),
+                        reason: e.to_string(),
+                    });
+                    return Err(e.into());
+                }
+            };
+            self.core.emit(MonitorEvent::Listening {
+                endpoint: bound.to_string(),
+            });
+            let ctl = self.endpoints.add_listener(&bound);
+            Ok(Bind::Listen {
+                listener,
+                bound,
+                ctl,
+            })
+        }
+        #[cfg(not(unix))]
+        Err(Error::NotSupported)
+    }
+
+    /// Parses `endpoint` and prepares its connection: inproc at once; tcp and ipc as a
+    /// [`Connector`] for the backend's connect loop (messages queue for it from now on, unless
+    /// `immediate` is set).
+    pub fn prepare_connect(&self, endpoint: &str) -> Result<Connect, Error> {
+        let ep: Endpoint = endpoint.parse()?;
+        ep.check_connect()?;
+        if let Endpoint::Inproc(name) = &ep {
+            self.endpoints.connect_inproc(&self.core, &ep, name)?;
+            return Ok(Connect::Done);
+        }
+        let ctl = EndpointCtl::new();
+        let (connector, peer) = Connector::new(self.core.clone(), ep.clone(), ctl.clone())?;
+        self.endpoints.add_connect(&ep, ctl.clone(), peer);
+        Ok(Connect::Run(Box::new(connector), ctl))
+    }
+
+    /// `bind` for a backend: [`prepare_bind`](Self::prepare_bind), then `serve` starts the
+    /// accept loop on the listener (converting it to the runtime's type). If `serve` fails, the
+    /// endpoint is unbound again.
+    #[cfg(unix)]
+    pub fn bind_with(
+        &self,
+        endpoint: &str,
+        serve: impl FnOnce(crate::net::StdListener, &Endpoint, Arc<EndpointCtl>) -> std::io::Result<()>,
+    ) -> Result<Endpoint, Error> {
+        match self.prepare_bind(endpoint)? {
+            Bind::Done(ep) => Ok(ep),
+            Bind::Listen {
+                listener,
+                bound,
+                ctl,
+            } => match serve(listener, &bound, ctl) {
+                Ok(()) => Ok(bound),
+                Err(e) => {
+                    let _ = self.endpoints.forget(&self.core, &bound.to_string(), true);
+                    Err(e.into())
+                }
+            },
+        }
+    }
+
+    /// `connect` for a backend: [`prepare_connect`](Self::prepare_connect), then `run` starts
+    /// the connect loop.
+    pub fn connect_with(
+        &self,
+        endpoint: &str,
+        run: impl FnOnce(Connector, Arc<EndpointCtl>),
+    ) -> Result<(), Error> {
+        if let Connect::Run(connector, ctl) = self.prepare_connect(endpoint)? {
+            run(*connector, ctl);
+        }
+        Ok(())
+    }
+
+    /// Stops listening on a bound endpoint (as `bind` returned it) and closes the connections
+    /// it accepted.
+    pub async fn unbind(&self, endpoint: &str) -> Result<(), Error> {
+        self.endpoints.forget(&self.core, endpoint, true)
+    }
+
+    /// Stops connecting to `endpoint` and drops its connection and queued messages.
+    pub async fn disconnect(&self, endpoint: &str) -> Result<(), Error> {
+        self.endpoints.forget(&self.core, endpoint, false)
+    }
+
+    /// Sends a message, waiting while every eligible peer is at its high-water mark (PUB and
+    /// ROUTER without `router_mandatory` never wait: they drop). Cancel safe: if the future is
+    /// dropped before it completes, the message was not sent.
+    pub async fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
+        let mut msg = Some(msg.into());
+        poll_fn(|cx| self.core.poll_send(cx, &mut msg)).await
+    }
+
+    /// Sends a message if a peer has room now; otherwise hands it back in
+    /// [`TrySendError::Full`].
+    pub fn try_send(&self, msg: impl Into<Message>) -> Result<(), TrySendError> {
+        self.core.try_send(msg.into())
+    }
+
+    /// Receives the next message, waiting for one. Cancel safe: a dropped future loses nothing.
+    pub async fn recv(&self) -> Result<Message, Error> {
+        poll_fn(|cx| self.core.poll_recv(cx)).await
+    }
+
+    /// Receives a message if one is queued.
+    pub fn try_recv(&self) -> Result<Option<Message>, Error> {
+        self.core.try_recv()
+    }
+
+    /// SUB, XSUB: subscribes to messages whose first frame starts with `topic` (empty: all).
+    pub fn subscribe(&self, topic: impl AsRef<[u8]>) -> Result<(), Error> {
+        self.core.subscribe(topic.as_ref())
+    }
+
+    /// SUB, XSUB: cancels one subscription to `topic`.
+    pub fn unsubscribe(&self, topic: impl AsRef<[u8]>) -> Result<(), Error> {
+        self.core.unsubscribe(topic.as_ref())
+    }
+
+    /// A stream of this socket's monitor events from now on.
+    pub fn monitor(&self) -> Monitor {
+        Monitor::new(&self.core)
+    }
+
+    /// Closes the socket without waiting: every connection is told to send what is queued
+    /// within the linger period, and every endpoint moves to closing. The backend's `close`
+    /// then waits for its tasks.
+    pub fn shut(&self) {
+        self.core.close();
+        self.endpoints.close_all(&self.core);
+    }
+}
