@@ -253,7 +253,8 @@ macro_rules! scenario_tests {
             multipart_atomic_under_load, monitor_reports_handshake, reconnect_restores_flow,
             sub_resubscribes_after_reconnect, unbind_and_disconnect, xpub_verbose, xpub_nodrop,
             conflate_keeps_latest, bad_arguments_are_errors, departed_peer_leaves_round_robin, immediate_skips_unconnected_endpoints,
-            req_round_robins_over_reps, linger_survives_unread_input
+            req_round_robins_over_reps, linger_survives_unread_input, close_interrupts_reconnect_wait,
+            ipc_rebind_keeps_the_new_file
         );
         $crate::scenario_tests!(@network $backend, #[$attr],
             garbage_peer_does_not_disturb, heartbeat_drops_silent_peer, wrong_socket_type_refused,

@@ -1141,3 +1141,47 @@ pub async fn linger_survives_unread_input<B: Backend>(t: Transport) {
     };
     within::<B, _>("every message", join(source, echo)).await;
 }
+
+/// `close` does not sit out a reconnect wait: with linger 0 it returns at once even while the
+/// endpoint waits a long reconnect interval.
+pub async fn close_interrupts_reconnect_wait<B: Backend>(t: Transport) {
+    if t == Transport::Inproc {
+        return;
+    }
+    let push = B::socket(
+        SocketType::Push,
+        opts_with(|o| o.reconnect_interval = Some(Duration::from_secs(60))),
+    )
+    .unwrap();
+    let mut mon = B::monitor(&push);
+    B::connect(&push, &fixed_endpoint(t)).await.unwrap();
+    B::send(&push, msg([b"queued"])).await.unwrap();
+    expect_event::<B>(&mut mon, "a failed attempt", |e| {
+        matches!(e, MonitorEvent::ConnectDelayed { .. })
+    })
+    .await;
+    within_for::<B, _>(Duration::from_secs(5), "close", B::close(push)).await;
+}
+
+/// A listener that closes does not remove the socket file of another socket that bound the same
+/// ipc path since.
+pub async fn ipc_rebind_keeps_the_new_file<B: Backend>(t: Transport) {
+    if t != Transport::Ipc {
+        return;
+    }
+    let ep = t.endpoint();
+    let first = B::socket(SocketType::Pull, opts()).unwrap();
+    let mut m1 = B::monitor(&first);
+    B::bind(&first, &ep).await.unwrap();
+    B::unbind(&first, &ep).await.unwrap();
+    let second = B::socket(SocketType::Pull, opts()).unwrap();
+    B::bind(&second, &ep).await.unwrap();
+    expect_event::<B>(&mut m1, "the first listener closed", |e| {
+        matches!(e, MonitorEvent::Closed { .. })
+    })
+    .await;
+    let push = B::socket(SocketType::Push, opts()).unwrap();
+    B::connect(&push, &ep).await.unwrap();
+    B::send(&push, msg([b"to the second"])).await.unwrap();
+    assert_eq!(recv::<B>(&second).await, msg([b"to the second"]));
+}

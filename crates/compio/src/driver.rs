@@ -51,10 +51,14 @@ struct Driver<'a, S: Half> {
     shutdown_op: Option<Op<S>>,
     /// Our FIN is sent: until when we wait for the peer's.
     goodbye_until: Option<(Instant, Op<()>)>,
+    /// After a failure: how long the farewell may take to write.
+    flush_until: Option<Instant>,
 }
 
 /// The longest wait for the peer's FIN after a close without a linger period.
 const GOODBYE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a failed connection's farewell (an ERROR command) may take to write.
+const FAREWELL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs the connection on the two halves of one stream until it ends; returns why.
 pub(crate) async fn run<S: Half>(read_half: S, write_half: S, engine: &mut Engine) -> EngineError {
@@ -69,11 +73,20 @@ pub(crate) async fn run<S: Half>(read_half: S, write_half: S, engine: &mut Engin
         closing: None,
         shutdown_op: None,
         goodbye_until: None,
+        flush_until: None,
     };
     poll_fn(|cx| d.poll(cx)).await
 }
 
 impl<S: Half> Driver<'_, S> {
+    /// The connection failed: queue the codec's farewell (an ERROR command during the
+    /// handshake), which the close path writes before it ends.
+    fn fail(&mut self, cx: &mut Context<'_>, now: Instant, e: EngineError) {
+        self.closing = Some(e);
+        self.flush_until = Some(now + FAREWELL);
+        let _ = self.engine.poll_transmit(cx, now, &mut self.wbuf);
+    }
+
     /// Issues a read into the spare capacity of the read buffer.
     fn start_read(&mut self) {
         if let Some((mut half, mut buf)) = self.reader.take() {
@@ -96,6 +109,10 @@ impl<S: Half> Driver<'_, S> {
         }
         let done =
             |d: &mut Self| Poll::Ready(d.closing.take().unwrap_or(EngineError::SocketClosed));
+        if !matches!(self.closing, Some(EngineError::SocketClosed)) {
+            // A failed connection: the farewell is written, nothing to wait for.
+            return done(self);
+        }
         if self.goodbye_until.is_none() {
             if self.shutdown_op.is_none() {
                 let Some(mut half) = self.writer.take() else {
@@ -118,9 +135,11 @@ impl<S: Half> Driver<'_, S> {
             let end = self
                 .engine
                 .linger_deadline()
-                .filter(|t| *t > now)
-                .unwrap_or(now + GOODBYE)
-                .min(now + GOODBYE);
+                .map_or(now + GOODBYE, |t| t.min(now + GOODBYE));
+            if end <= now {
+                // Linger 0 or over: no wait.
+                return done(self);
+            }
             self.goodbye_until = Some((end, Box::pin(compio::time::sleep_until(end))));
         }
         loop {
@@ -178,7 +197,8 @@ impl<S: Half> Driver<'_, S> {
                             let r = self.engine.handle_read_buf(now, &mut buf);
                             self.reader = Some((half, buf));
                             if let Err(e) = r {
-                                return Poll::Ready(e);
+                                self.fail(cx, now, e);
+                                continue;
                             }
                             progress = true;
                         }
@@ -218,12 +238,26 @@ impl<S: Half> Driver<'_, S> {
                 return self.poll_goodbye(cx);
             }
 
-            // Timers.
-            match self.engine.poll_timeout() {
+            // Timers. During the final flush after a close, only the linger period counts (the
+            // peer's heartbeats are not read any more).
+            let deadline = if self.closing.is_some() {
+                match (self.engine.linger_deadline(), self.flush_until) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            } else {
+                self.engine.poll_timeout()
+            };
+            match deadline {
                 Some(t) if t <= now => {
                     self.sleep = None;
-                    if let Err(e) = self.engine.handle_timeout(now) {
+                    if let Some(e) = self.closing.take() {
+                        // Linger is over: what is not written is dropped, as in libzmq.
                         return Poll::Ready(e);
+                    }
+                    if let Err(e) = self.engine.handle_timeout(now) {
+                        self.fail(cx, now, e);
+                        continue;
                     }
                     progress = true;
                 }

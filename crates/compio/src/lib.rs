@@ -150,7 +150,9 @@ impl Socket {
     /// libzmq does).
     pub async fn close(self) {
         self.base.shut();
-        for h in self.tasks.take() {
+        // If this future is dropped before the tasks end, they are detached, not cancelled.
+        let mut pending = Detach(self.tasks.take());
+        for h in &mut pending.0 {
             let _ = h.await;
         }
     }
@@ -160,7 +162,16 @@ impl Drop for Socket {
     fn drop(&mut self) {
         self.base.shut();
         // Dropping a compio task handle cancels the task; these must linger instead.
-        for h in self.tasks.take() {
+        drop(Detach(self.tasks.take()));
+    }
+}
+
+/// Detaches task handles when dropped (dropping a compio task handle cancels the task).
+struct Detach(Vec<JoinHandle<()>>);
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        for h in self.0.drain(..) {
             h.detach();
         }
     }

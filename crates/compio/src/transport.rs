@@ -2,14 +2,13 @@
 
 use std::future::{Future, poll_fn};
 use std::io;
-use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use compio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use omq_sockets::net::{self, StdListener, Target};
+use omq_sockets::net::{self, IpcFile, StdListener, Target};
 use omq_sockets::{
     Connector, Core, Endpoint, EndpointCtl, EndpointState, Engine, EngineError, MonitorEvent, Step,
     TcpKeepalive,
@@ -44,7 +43,7 @@ pub(crate) async fn race<A, B>(
 /// A bound listener.
 pub(crate) enum Listener {
     Tcp(TcpListener),
-    Ipc(UnixListener, Option<PathBuf>),
+    Ipc(UnixListener, Option<IpcFile>),
 }
 
 /// The runtime's listener for a bound std listener.
@@ -141,11 +140,11 @@ pub(crate) async fn accept_loop(
                 });
             }
             // Out of descriptors and the like: back off a little rather than spin.
-            Err(_) => compio::time::sleep(Duration::from_millis(10)).await,
+            Err(_) => sleep(Duration::from_millis(10)).await,
         }
     }
     if let Listener::Ipc(_, path) = &listener {
-        net::remove_ipc_file(path.as_deref());
+        net::remove_ipc_file(path.as_ref());
     }
     core.emit(MonitorEvent::Closed { endpoint });
 }
@@ -157,12 +156,16 @@ pub(crate) async fn connect_loop(mut c: Connector, ctl: Arc<EndpointCtl>) {
     let mut step = c.next(Instant::now());
     loop {
         step = match step {
-            Step::Wait(d) => match race(compio::time::sleep(d), ctl.aborted()).await {
-                Either::Left(()) => c.waited(d, Instant::now()),
-                Either::Right(()) => break,
-            },
+            Step::Wait(d) => {
+                let state = c.seen_state();
+                match race(sleep(d), ctl.until(|s| s != state)).await {
+                    Either::Left(()) => c.waited(d, Instant::now()),
+                    // Closed or disconnected meanwhile: decide again now, not after the wait.
+                    Either::Right(_) => c.next(Instant::now()),
+                }
+            }
             Step::Connect { give_up_at } => {
-                let state = ctl.state();
+                let state = c.seen_state();
                 let give_up = async {
                     match give_up_at {
                         Some(t) => compio::time::sleep_until(t).await,
@@ -190,7 +193,7 @@ pub(crate) async fn connect_loop(mut c: Connector, ctl: Arc<EndpointCtl>) {
                                 Either::Left(r) => r,
                                 Either::Right(()) => EngineError::SocketClosed,
                             };
-                        c.ended(engine, &reason)
+                        c.ended(engine, &reason, Instant::now())
                     }
                     Err(e) => c.connect_failed(&e),
                 }
@@ -199,4 +202,13 @@ pub(crate) async fn connect_loop(mut c: Connector, ctl: Arc<EndpointCtl>) {
         };
     }
     c.finish();
+}
+
+/// `compio::time::sleep`, without its panic on durations that overflow `Instant` (those never
+/// end).
+async fn sleep(d: Duration) {
+    match Instant::now().checked_add(d) {
+        Some(t) => compio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
 }

@@ -8,16 +8,15 @@
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Poll;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::core::{Core, PeerId, PeerPipes};
 use crate::engine::{Engine, EngineError};
 use crate::error::Error;
 use crate::monitor::MonitorEvent;
-use crate::wait::WaitList;
 use crate::{Endpoint, inproc};
 
 /// Where an endpoint's tasks stand. It only moves forward.
@@ -38,7 +37,22 @@ pub enum EndpointState {
 #[derive(Debug)]
 pub struct EndpointCtl {
     state: AtomicU8,
-    waiters: Arc<WaitList>,
+    /// Each waiting future under its own key, removed when the future is dropped: a listener
+    /// whose accepted connections come and go keeps no wakers of finished ones.
+    waiters: Mutex<HashMap<u64, Waker>>,
+    next_key: AtomicU64,
+}
+
+/// Removes a waiter's registration when its future is dropped.
+struct Deregister<'a> {
+    ctl: &'a EndpointCtl,
+    key: u64,
+}
+
+impl Drop for Deregister<'_> {
+    fn drop(&mut self) {
+        self.ctl.waiters().remove(&self.key);
+    }
 }
 
 impl EndpointCtl {
@@ -46,8 +60,13 @@ impl EndpointCtl {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             state: AtomicU8::new(0),
-            waiters: WaitList::new(),
+            waiters: Mutex::new(HashMap::new()),
+            next_key: AtomicU64::new(0),
         })
+    }
+
+    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waker>> {
+        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The current state.
@@ -67,18 +86,25 @@ impl EndpointCtl {
             EndpointState::Aborted => 2,
         };
         self.state.fetch_max(v, Ordering::AcqRel);
-        self.waiters.wake_all();
+        let wakers: Vec<Waker> = self.waiters().drain().map(|(_, w)| w).collect();
+        for w in wakers {
+            w.wake();
+        }
     }
 
     /// Resolves with the state once `f` accepts it.
     pub async fn until(&self, f: impl Fn(EndpointState) -> bool) -> EndpointState {
+        let guard = Deregister {
+            ctl: self,
+            key: self.next_key.fetch_add(1, Ordering::Relaxed),
+        };
         poll_fn(|cx| {
             let s = self.state();
             if f(s) {
                 return Poll::Ready(s);
             }
             // Set pending, register, re-check.
-            self.waiters.register(cx);
+            self.waiters().insert(guard.key, cx.waker().clone());
             let s = self.state();
             if f(s) { Poll::Ready(s) } else { Poll::Pending }
         })
@@ -118,7 +144,7 @@ pub enum Step {
 ///             Ok(stream) => {
 ///                 let mut engine = connector.connected(now)?;
 ///                 let reason = run(stream, &mut engine);            // raced with ctl.aborted()
-///                 step = connector.ended(engine, &reason);
+///                 step = connector.ended(engine, &reason, now);
 ///             }
 ///             Err(e) => step = connector.connect_failed(&e),
 ///         },
@@ -137,6 +163,8 @@ pub struct Connector {
     interval: Option<Duration>,
     /// Once the socket is closed: until when queued messages may still be delivered.
     linger_end: Option<Option<Instant>>,
+    /// The endpoint state the last decision saw.
+    seen: EndpointState,
 }
 
 impl Connector {
@@ -163,6 +191,7 @@ impl Connector {
                 ctl,
                 pipes,
                 linger_end: None,
+                seen: EndpointState::Running,
             },
             peer,
         ))
@@ -185,8 +214,15 @@ impl Connector {
 
     /// Whether to (still) connect: not once aborted, and once closed only while messages are
     /// queued and the linger period lasts.
+    /// The endpoint state the last step was decided on: a loop waits for it to change, so that
+    /// a close between the decision and the wait is not missed.
+    pub fn seen_state(&self) -> EndpointState {
+        self.seen
+    }
+
     fn decide(&mut self, now: Instant) -> Step {
-        match self.ctl.state() {
+        self.seen = self.ctl.state();
+        match self.seen {
             EndpointState::Aborted => return Step::Stop,
             EndpointState::Closing => {}
             EndpointState::Running if !self.core.is_closed() => {
@@ -234,20 +270,25 @@ impl Connector {
     }
 
     /// The connection ended with `reason`.
-    pub fn ended(&mut self, engine: Engine, reason: &EngineError) -> Step {
+    pub fn ended(&mut self, engine: Engine, reason: &EngineError, now: Instant) -> Step {
         let was_established = engine.is_established();
         self.pipes = engine.finish(reason);
-        // A refused peer (a second PAIR peer, a routing id in use) is retried, as libzmq does:
-        // the situation may have changed by the next attempt.
-        if matches!(reason, EngineError::SocketClosed) || self.core.is_closed() {
+        if matches!(reason, EngineError::SocketClosed) {
             return Step::Stop;
         }
-        let stop = &self.core.options().reconnect_stop;
+        if self.core.is_closed() {
+            // The connection broke while the socket lingers: reconnect if messages are still
+            // queued and the linger period lasts, as libzmq does.
+            return self.decide(now);
+        }
+        // A refused peer (a second PAIR peer, a routing id in use) is retried, as libzmq does:
+        // the situation may have changed by the next attempt.
         if was_established {
             self.interval = self.core.options().reconnect_interval;
         }
-        if (stop.after_disconnect && was_established) || (stop.handshake_failed && !was_established)
-        {
+        // `reconnect_stop.after_disconnect` needs nothing here: a disconnected endpoint
+        // (`disconnect`) stops in any case.
+        if self.core.options().reconnect_stop.handshake_failed && !was_established {
             return self.stop_reconnecting();
         }
         self.retry()

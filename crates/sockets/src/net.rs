@@ -18,7 +18,36 @@ pub enum StdListener {
     Tcp(TcpListener),
     /// ipc, with the socket file to remove when the listener closes (`None`: abstract name).
     #[cfg(unix)]
-    Ipc(std::os::unix::net::UnixListener, Option<PathBuf>),
+    Ipc(std::os::unix::net::UnixListener, Option<IpcFile>),
+}
+
+/// The socket file of an ipc listener: removed when the listener closes, unless another socket
+/// has bound the same path since (the file is identified by device and inode).
+#[derive(Debug)]
+pub struct IpcFile {
+    path: PathBuf,
+    id: Option<(u64, u64)>,
+}
+
+impl IpcFile {
+    fn new(path: PathBuf) -> Self {
+        let id = file_id(&path);
+        Self { path, id }
+    }
+
+    /// Removes the file if it is still ours.
+    pub fn remove(&self) {
+        if self.id.is_some() && file_id(&self.path) == self.id {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 /// Binds `ep` and returns the listener (non-blocking) and the endpoint as bound: the port the
@@ -65,6 +94,7 @@ pub fn bind(ep: &Endpoint, options: &Options) -> io::Result<(StdListener, Endpoi
                 }
                 IpcAddr::Abstract(name) => (bind_abstract(name)?, None, addr.clone()),
             };
+            let path = path.map(IpcFile::new);
             l.set_nonblocking(true)?;
             Ok((StdListener::Ipc(l, path), Endpoint::Ipc(bound)))
         }
@@ -75,10 +105,11 @@ pub fn bind(ep: &Endpoint, options: &Options) -> io::Result<(StdListener, Endpoi
     }
 }
 
-/// Removes a listener's ipc socket file (when it closes), as libzmq does.
-pub fn remove_ipc_file(path: Option<&Path>) {
-    if let Some(p) = path {
-        let _ = std::fs::remove_file(p);
+/// Removes a listener's ipc socket file (when it closes), as libzmq does, unless another
+/// socket has bound the path since.
+pub fn remove_ipc_file(file: Option<&IpcFile>) {
+    if let Some(f) = file {
+        f.remove();
     }
 }
 

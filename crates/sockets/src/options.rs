@@ -64,8 +64,9 @@ pub struct ReconnectStop {
     pub conn_refused: bool,
     /// Stop when a handshake fails (ZMQ_RECONNECT_STOP_HANDSHAKE_FAILED).
     pub handshake_failed: bool,
-    /// Stop after a connection that was established goes away
-    /// (ZMQ_RECONNECT_STOP_AFTER_DISCONNECT).
+    /// Stop reconnecting once `disconnect` was called (ZMQ_RECONNECT_STOP_AFTER_DISCONNECT).
+    /// omq always stops an endpoint at `disconnect`, so this changes nothing; it exists for
+    /// option parity with libzmq.
     pub after_disconnect: bool,
 }
 

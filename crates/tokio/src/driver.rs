@@ -111,9 +111,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 return self.poll_goodbye(cx);
             }
 
-            // Timers.
-            match self.engine.poll_timeout() {
+            // Timers. During the final flush after a close, only the linger period counts (the
+            // peer's heartbeats are not read any more).
+            let deadline = if self.closing.is_some() {
+                self.engine.linger_deadline()
+            } else {
+                self.engine.poll_timeout()
+            };
+            match deadline {
                 Some(t) if t <= now => {
+                    if let Some(e) = self.closing.take() {
+                        // Linger is over: what is not written is dropped, as in libzmq.
+                        return Poll::Ready(e);
+                    }
                     if let Err(e) = self.engine.handle_timeout(now) {
                         self.flush_best_effort(cx, now);
                         return Poll::Ready(e);
@@ -150,7 +160,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
     /// Closing a socket with unread input makes the kernel send RST, and a peer that gets RST
     /// can lose what we sent and it has not read yet.
     fn poll_goodbye(&mut self, cx: &mut Context<'_>) -> Poll<EngineError> {
-        if !self.engine.is_established() {
+        if !self.engine.is_established() || !matches!(self.closing, Some(EngineError::SocketClosed))
+        {
             // Nothing of ours for the peer to read: no need to wait for it.
             return Poll::Ready(self.closing.take().unwrap_or(EngineError::SocketClosed));
         }
@@ -162,9 +173,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             let end = self
                 .engine
                 .linger_deadline()
-                .filter(|t| *t > now)
-                .unwrap_or(now + GOODBYE)
-                .min(now + GOODBYE);
+                .map_or(now + GOODBYE, |t| t.min(now + GOODBYE));
+            if end <= now {
+                // Linger 0 or over: no wait.
+                return Poll::Ready(self.closing.take().unwrap_or(EngineError::SocketClosed));
+            }
             self.goodbye_until = Some(end);
             self.sleep
                 .as_mut()

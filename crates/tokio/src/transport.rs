@@ -1,11 +1,10 @@
 //! Listeners and connect loops for tcp and ipc; each connection gets a driver task.
 
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use omq_sockets::net::{self, StdListener, Target};
+use omq_sockets::net::{self, IpcFile, StdListener, Target};
 use omq_sockets::{
     Connector, Core, Endpoint, EndpointCtl, EndpointState, Engine, EngineError, MonitorEvent, Step,
     TcpKeepalive,
@@ -17,7 +16,7 @@ use crate::driver;
 /// A bound listener.
 pub(crate) enum Listener {
     Tcp(TcpListener),
-    Ipc(UnixListener, Option<PathBuf>),
+    Ipc(UnixListener, Option<IpcFile>),
 }
 
 /// The runtime's listener for a bound std listener.
@@ -68,7 +67,7 @@ pub(crate) async fn accept_loop(
         }
     }
     if let Listener::Ipc(_, path) = &listener {
-        net::remove_ipc_file(path.as_deref());
+        net::remove_ipc_file(path.as_ref());
     }
     core.emit(MonitorEvent::Closed { endpoint });
 }
@@ -112,14 +111,15 @@ pub(crate) async fn connect_loop(mut c: Connector, ctl: Arc<EndpointCtl>) {
     loop {
         step = match step {
             Step::Wait(d) => {
+                let state = c.seen_state();
                 tokio::select! {
-                    _ = tokio::time::sleep(d) => {}
-                    _ = ctl.aborted() => break,
+                    _ = tokio::time::sleep(d) => c.waited(d, Instant::now()),
+                    // Closed or disconnected meanwhile: decide again now, not after the wait.
+                    _ = ctl.until(|s| s != state) => c.next(Instant::now()),
                 }
-                c.waited(d, Instant::now())
             }
             Step::Connect { give_up_at } => {
-                let state = ctl.state();
+                let state = c.seen_state();
                 let give_up = async {
                     match give_up_at {
                         Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -145,7 +145,7 @@ pub(crate) async fn connect_loop(mut c: Connector, ctl: Arc<EndpointCtl>) {
                             // Disconnect (not close: a closed socket's driver lingers).
                             _ = ctl.aborted() => EngineError::SocketClosed,
                         };
-                        c.ended(engine, &reason)
+                        c.ended(engine, &reason, Instant::now())
                     }
                     Err(e) => c.connect_failed(&e),
                 }
