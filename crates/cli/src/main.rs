@@ -1,0 +1,417 @@
+//! `omq`: send, receive, answer and watch ZeroMQ sockets from a shell.
+//!
+//! ```text
+//! omq pull --bind tcp://*:5555 --count 10
+//! echo hello | omq push --connect tcp://localhost:5555
+//! omq rep --bind ipc:///tmp/svc --echo
+//! omq req --connect ipc:///tmp/svc --data ping
+//! omq sub --connect tcp://localhost:5556 --subscribe weather. --format json
+//! ```
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use omq_tokio::{Message, MonitorEvent, Options, Socket, SocketType};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+mod format;
+
+use format::Format;
+
+/// Socket types, as the command line spells them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Kind {
+    Push,
+    Pull,
+    Pub,
+    Sub,
+    Req,
+    Rep,
+    Dealer,
+    Router,
+    Pair,
+    Xpub,
+    Xsub,
+}
+
+impl Kind {
+    fn socket_type(self) -> SocketType {
+        match self {
+            Self::Push => SocketType::Push,
+            Self::Pull => SocketType::Pull,
+            Self::Pub => SocketType::Pub,
+            Self::Sub => SocketType::Sub,
+            Self::Req => SocketType::Req,
+            Self::Rep => SocketType::Rep,
+            Self::Dealer => SocketType::Dealer,
+            Self::Router => SocketType::Router,
+            Self::Pair => SocketType::Pair,
+            Self::Xpub => SocketType::XPub,
+            Self::Xsub => SocketType::XSub,
+        }
+    }
+
+    fn sends(self) -> bool {
+        !matches!(self, Self::Pull | Self::Sub | Self::Rep)
+    }
+
+    fn receives(self) -> bool {
+        !matches!(self, Self::Push | Self::Pub)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Tokio,
+    Compio,
+}
+
+/// Send, receive, answer and watch ZeroMQ sockets.
+///
+/// Sending sockets send each line of stdin as a message (or --data); receiving sockets print one
+/// line per message, frames joined by a TAB.
+#[derive(Debug, Parser)]
+#[command(
+    name = "omq",
+    version,
+    after_help = "Examples:\n  \
+        omq pull --bind tcp://*:5555 --count 10\n  \
+        echo hello | omq push --connect tcp://localhost:5555\n  \
+        omq rep --bind ipc:///tmp/svc --echo\n  \
+        omq req --connect ipc:///tmp/svc --data ping\n  \
+        omq sub --connect tcp://localhost:5556 --subscribe weather. --format json"
+)]
+struct Args {
+    /// The socket type.
+    #[arg(value_enum)]
+    kind: Kind,
+    /// Bind to this endpoint (repeatable).
+    #[arg(long, value_name = "EP")]
+    bind: Vec<String>,
+    /// Connect to this endpoint (repeatable).
+    #[arg(long, value_name = "EP")]
+    connect: Vec<String>,
+    /// The I/O backend.
+    #[arg(long, value_enum, default_value = "tokio")]
+    backend: Backend,
+    /// Send this message instead of reading stdin.
+    #[arg(long, value_name = "STRING")]
+    data: Option<String>,
+    /// Split each message into frames at TAB characters.
+    #[arg(long)]
+    frames: bool,
+    /// Send each message this many times.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    repeat: u64,
+    /// Wait this long between messages sent.
+    #[arg(long, value_name = "MS")]
+    interval: Option<u64>,
+    /// How received messages are printed.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Exit after receiving this many messages.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Exit with status 1 when no message arrives for this long.
+    #[arg(long, value_name = "MS")]
+    timeout: Option<u64>,
+    /// rep: answer every request with itself (the default).
+    #[arg(long)]
+    echo: bool,
+    /// rep: answer every request with this.
+    #[arg(long, value_name = "STRING")]
+    reply: Option<String>,
+    /// sub, xsub: subscribe to this prefix (repeatable; default: everything).
+    #[arg(long, value_name = "PREFIX")]
+    subscribe: Vec<String>,
+    /// Send and receive high-water mark (messages).
+    #[arg(long, value_name = "N")]
+    hwm: Option<usize>,
+    /// Linger on close, in ms (default: until everything is sent).
+    #[arg(long, value_name = "MS")]
+    linger: Option<u64>,
+    /// The socket's routing id.
+    #[arg(long, value_name = "ID")]
+    identity: Option<String>,
+    /// Heartbeat interval in ms.
+    #[arg(long, value_name = "MS")]
+    heartbeat_ivl: Option<u64>,
+    /// Largest message accepted from peers, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    max_msg_size: Option<u64>,
+    /// Reconnect interval in ms.
+    #[arg(long, value_name = "MS")]
+    reconnect_ivl: Option<u64>,
+    /// Print monitor events to stderr, one line each.
+    #[arg(long)]
+    monitor: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    match rt.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(msg: String) -> ExitCode {
+    eprintln!("omq: {msg}");
+    ExitCode::from(2)
+}
+
+fn options(args: &Args) -> Options {
+    let ms = Duration::from_millis;
+    let mut o = Options::default();
+    if let Some(h) = args.hwm {
+        o.send_hwm = h;
+        o.recv_hwm = h;
+    }
+    o.linger = args.linger.map(ms);
+    o.routing_id = args.identity.clone().map(Into::into);
+    o.heartbeat_interval = args.heartbeat_ivl.map(ms);
+    o.max_message_size = args.max_msg_size;
+    if let Some(r) = args.reconnect_ivl {
+        o.reconnect_interval = Some(ms(r));
+    }
+    o
+}
+
+async fn run(args: Args) -> Result<ExitCode, String> {
+    if args.backend == Backend::Compio {
+        return Err("--backend compio is not available in this build yet".into());
+    }
+    if args.bind.is_empty() && args.connect.is_empty() {
+        return Err("give at least one --bind or --connect endpoint".into());
+    }
+    let socket = Socket::new(args.kind.socket_type(), options(&args)).map_err(|e| e.to_string())?;
+    if args.monitor {
+        let mut mon = socket.monitor();
+        tokio::spawn(async move {
+            while let Some(ev) = mon.next().await {
+                eprintln!("{}", describe(&ev));
+            }
+        });
+    }
+    for ep in &args.bind {
+        let bound = socket
+            .bind(ep)
+            .await
+            .map_err(|e| format!("bind {ep}: {e}"))?;
+        if args.monitor {
+            eprintln!("bound {bound}");
+        }
+    }
+    for ep in &args.connect {
+        socket
+            .connect(ep)
+            .await
+            .map_err(|e| format!("connect {ep}: {e}"))?;
+    }
+    if matches!(args.kind, Kind::Sub | Kind::Xsub) {
+        if args.subscribe.is_empty() {
+            socket.subscribe("").map_err(|e| e.to_string())?;
+        }
+        for p in &args.subscribe {
+            socket.subscribe(p).map_err(|e| e.to_string())?;
+        }
+    }
+    let code = tokio::select! {
+        r = work(&socket, &args) => r?,
+        _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
+    };
+    // Honours linger: what is queued is sent first (Ctrl-C again to stop waiting).
+    tokio::select! {
+        () = socket.close() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(code)
+}
+
+/// The messages to send: `--data` (repeated) or stdin's lines.
+struct Input {
+    data: Option<Message>,
+    left: u64,
+    lines: Option<tokio::io::Lines<BufReader<tokio::io::Stdin>>>,
+    frames: bool,
+    repeat: u64,
+    pending: Option<(Message, u64)>,
+}
+
+impl Input {
+    fn new(args: &Args) -> Self {
+        let frames = args.frames;
+        match &args.data {
+            Some(d) => Self {
+                data: Some(to_message(d, frames)),
+                left: args.repeat,
+                lines: None,
+                frames,
+                repeat: args.repeat,
+                pending: None,
+            },
+            None => Self {
+                data: None,
+                left: 0,
+                lines: Some(BufReader::new(tokio::io::stdin()).lines()),
+                frames,
+                repeat: args.repeat,
+                pending: None,
+            },
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<Message>, String> {
+        if let Some(d) = &self.data {
+            if self.left == 0 {
+                return Ok(None);
+            }
+            self.left -= 1;
+            return Ok(Some(d.clone()));
+        }
+        if let Some((m, n)) = &mut self.pending {
+            if *n > 0 {
+                *n -= 1;
+                return Ok(Some(m.clone()));
+            }
+        }
+        let Some(lines) = &mut self.lines else {
+            return Ok(None);
+        };
+        match lines.next_line().await {
+            Ok(Some(line)) => {
+                let m = to_message(&line, self.frames);
+                self.pending = Some((m.clone(), self.repeat.saturating_sub(1)));
+                Ok(Some(m))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(format!("reading stdin: {e}")),
+        }
+    }
+}
+
+fn to_message(text: &str, frames: bool) -> Message {
+    if frames {
+        text.split('\t').collect()
+    } else {
+        Message::from(text)
+    }
+}
+
+async fn work(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
+    match args.kind {
+        Kind::Req => request(socket, args).await,
+        Kind::Rep => answer(socket, args).await,
+        k if k.sends() && !k.receives() => {
+            send_all(socket, args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        k if k.receives() && !k.sends() => receive(socket, args).await,
+        // Both ways: send stdin (or --data) while printing what arrives.
+        _ => {
+            let (sent, received) = tokio::join!(send_all(socket, args), receive(socket, args));
+            sent?;
+            received
+        }
+    }
+}
+
+async fn send_all(socket: &Socket, args: &Args) -> Result<(), String> {
+    let mut input = Input::new(args);
+    let mut first = true;
+    while let Some(m) = input.next().await? {
+        if let (Some(ms), false) = (args.interval, first) {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        first = false;
+        socket.send(m).await.map_err(|e| format!("send: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Waits for the next message, or `None` after the idle timeout.
+async fn next(socket: &Socket, args: &Args) -> Result<Option<Message>, String> {
+    let recv = socket.recv();
+    let r = match args.timeout {
+        Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), recv).await {
+            Ok(r) => r,
+            Err(_) => return Ok(None),
+        },
+        None => recv.await,
+    };
+    r.map(Some).map_err(|e| format!("recv: {e}"))
+}
+
+async fn print(out: &mut tokio::io::Stdout, args: &Args, m: &Message) -> Result<(), String> {
+    let mut line = args.format.render(m);
+    line.push('\n');
+    out.write_all(line.as_bytes())
+        .await
+        .map_err(|e| format!("stdout: {e}"))?;
+    out.flush().await.map_err(|e| format!("stdout: {e}"))
+}
+
+async fn receive(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
+    let mut out = tokio::io::stdout();
+    let mut n = 0u64;
+    while args.count.is_none_or(|c| n < c) {
+        let Some(m) = next(socket, args).await? else {
+            return Ok(ExitCode::from(1));
+        };
+        print(&mut out, args, &m).await?;
+        n += 1;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn request(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
+    let mut out = tokio::io::stdout();
+    let mut input = Input::new(args);
+    let mut first = true;
+    while let Some(m) = input.next().await? {
+        if let (Some(ms), false) = (args.interval, first) {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        first = false;
+        socket.send(m).await.map_err(|e| format!("send: {e}"))?;
+        let Some(reply) = next(socket, args).await? else {
+            return Ok(ExitCode::from(1));
+        };
+        print(&mut out, args, &reply).await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn answer(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
+    let mut out = tokio::io::stdout();
+    let reply = args.reply.as_deref().map(|r| to_message(r, args.frames));
+    let mut n = 0u64;
+    while args.count.is_none_or(|c| n < c) {
+        let Some(m) = next(socket, args).await? else {
+            return Ok(ExitCode::from(1));
+        };
+        print(&mut out, args, &m).await?;
+        let answer = match &reply {
+            Some(r) if !args.echo => r.clone(),
+            _ => m,
+        };
+        socket
+            .send(answer)
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        n += 1;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(ev: &MonitorEvent) -> String {
+    format!("monitor: {ev:?}")
+}

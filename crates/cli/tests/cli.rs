@@ -1,0 +1,218 @@
+//! End-to-end tests of the `omq` binary: omq against omq, and against a real libzmq.
+
+use std::io::Write;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+fn omq(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_omq"));
+    c.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn ipc() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "ipc://{}/omq-cli-{}-{}.sock",
+        std::env::temp_dir().display(),
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Waits for a child with a deadline, killing it when the deadline passes.
+fn finish(mut child: Child) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "omq did not exit; stdout {:?}, stderr {:?}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[test]
+fn push_to_pull() {
+    let ep = ipc();
+    let pull = omq(&["pull", "--bind", &ep, "--count", "3"])
+        .spawn()
+        .unwrap();
+    let push = omq(&["push", "--connect", &ep, "--data", "hi", "--repeat", "3"])
+        .spawn()
+        .unwrap();
+    let push = finish(push);
+    assert!(push.status.success(), "{push:?}");
+    let pull = finish(pull);
+    assert!(pull.status.success(), "{pull:?}");
+    assert_eq!(stdout(&pull), "hi\nhi\nhi\n");
+}
+
+#[test]
+fn stdin_lines_frames_and_json() {
+    let ep = ipc();
+    let pull = omq(&["pull", "--bind", &ep, "--count", "2", "--format", "json"])
+        .spawn()
+        .unwrap();
+    let mut push = omq(&["push", "--connect", &ep, "--frames"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    push.stdin
+        .take()
+        .unwrap()
+        .write_all(b"a\tb\nsingle\n")
+        .unwrap();
+    assert!(finish(push).status.success());
+    let pull = finish(pull);
+    assert_eq!(
+        stdout(&pull),
+        "{\"frames\":[\"a\",\"b\"]}\n{\"frames\":[\"single\"]}\n"
+    );
+}
+
+#[test]
+fn req_rep_echo() {
+    let ep = ipc();
+    let rep = omq(&["rep", "--bind", &ep, "--count", "2", "--echo"])
+        .spawn()
+        .unwrap();
+    let mut req = omq(&["req", "--connect", &ep])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    req.stdin.take().unwrap().write_all(b"one\ntwo\n").unwrap();
+    let req = finish(req);
+    assert!(req.status.success(), "{req:?}");
+    assert_eq!(stdout(&req), "one\ntwo\n");
+    let rep = finish(rep);
+    assert_eq!(stdout(&rep), "one\ntwo\n");
+}
+
+#[test]
+fn rep_fixed_reply() {
+    let ep = ipc();
+    let rep = omq(&["rep", "--bind", &ep, "--count", "1", "--reply", "pong"])
+        .spawn()
+        .unwrap();
+    let req = finish(
+        omq(&["req", "--connect", &ep, "--data", "ping"])
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(stdout(&req), "pong\n");
+    assert_eq!(stdout(&finish(rep)), "ping\n");
+}
+
+#[test]
+fn pub_sub_with_a_prefix() {
+    let ep = ipc();
+    let sub = omq(&["sub", "--connect", &ep, "--subscribe", "w.", "--count", "2"])
+        .spawn()
+        .unwrap();
+    // Publish for a while: the subscription takes a moment to arrive.
+    let mut publ = omq(&["pub", "--bind", &ep, "--repeat", "300", "--interval", "5"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    publ.stdin
+        .take()
+        .unwrap()
+        .write_all(b"z.skip\nw.one\n")
+        .unwrap();
+    let sub = finish(sub);
+    assert!(sub.status.success(), "{sub:?}");
+    assert_eq!(stdout(&sub), "w.one\nw.one\n");
+    let _ = finish(publ);
+}
+
+#[test]
+fn timeout_exits_with_status_1() {
+    let out = finish(
+        omq(&["pull", "--bind", &ipc(), "--timeout", "200"])
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn bad_arguments_are_one_clear_line() {
+    for args in [
+        &["pull", "--bind", "nonsense://x"][..],
+        &["pull"][..],
+        &["push", "--connect", "tcp://*:1"][..],
+    ] {
+        let out = finish(omq(args).spawn().unwrap());
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("omq: "), "{err}");
+    }
+    let out = finish(omq(&["nosuchtype"]).spawn().unwrap());
+    assert!(!out.status.success());
+}
+
+#[test]
+fn libzmq_push_into_omq_pull() {
+    let ep = ipc();
+    let pull = omq(&["pull", "--bind", &ep, "--count", "1000"])
+        .spawn()
+        .unwrap();
+    let ctx = zmq::Context::new();
+    let push = ctx.socket(zmq::PUSH).unwrap();
+    push.set_sndtimeo(10_000).unwrap();
+    push.connect(&ep).unwrap();
+    for i in 0..1000 {
+        push.send(format!("m{i}").as_bytes(), 0).unwrap();
+    }
+    // libzmq stays open until omq has everything (its ipc tail loss on a quick close).
+    let pull = finish(pull);
+    drop(push);
+    let lines: Vec<String> = stdout(&pull).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 1000);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l, &format!("m{i}"));
+    }
+}
+
+#[test]
+fn omq_req_against_libzmq_rep() {
+    let ep = ipc();
+    let ctx = zmq::Context::new();
+    let rep = ctx.socket(zmq::REP).unwrap();
+    rep.set_rcvtimeo(10_000).unwrap();
+    rep.bind(&ep).unwrap();
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let mut m = rep.recv_multipart(0).unwrap();
+            m[0].extend_from_slice(b"!");
+            rep.send_multipart(m, 0).unwrap();
+        }
+        rep
+    });
+    let mut req = omq(&["req", "--connect", &ep])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    req.stdin.take().unwrap().write_all(b"a\nb\n").unwrap();
+    let req = finish(req);
+    assert_eq!(stdout(&req), "a!\nb!\n");
+    drop(server.join().unwrap());
+}
