@@ -308,12 +308,9 @@ fn to_message(text: &str, frames: bool) -> Message {
 
 async fn work(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
     match args.kind {
-        Kind::Req => request(socket, args).await,
-        Kind::Rep => answer(socket, args).await,
-        k if k.sends() && !k.receives() => {
-            send_all(socket, args).await?;
-            Ok(ExitCode::SUCCESS)
-        }
+        // One request, one reply, in turn.
+        Kind::Req => send_all(socket, args).await,
+        k if k.sends() && !k.receives() => send_all(socket, args).await,
         k if k.receives() && !k.sends() => receive(socket, args).await,
         // Both ways: send stdin (or --data) while printing what arrives.
         _ => {
@@ -324,7 +321,9 @@ async fn work(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
     }
 }
 
-async fn send_all(socket: &Socket, args: &Args) -> Result<(), String> {
+/// Sends every input message; `req` prints each reply before the next request.
+async fn send_all(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
+    let mut out = tokio::io::stdout();
     let mut input = Input::new(args);
     let mut first = true;
     while let Some(m) = input.next().await? {
@@ -333,8 +332,14 @@ async fn send_all(socket: &Socket, args: &Args) -> Result<(), String> {
         }
         first = false;
         socket.send(m).await.map_err(|e| format!("send: {e}"))?;
+        if args.kind == Kind::Req {
+            let Some(reply) = next(socket, args).await? else {
+                return Ok(ExitCode::from(1));
+            };
+            print(&mut out, args, &reply).await?;
+        }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Waits for the next message, or `None` after the idle timeout.
@@ -359,38 +364,8 @@ async fn print(out: &mut tokio::io::Stdout, args: &Args, m: &Message) -> Result<
     out.flush().await.map_err(|e| format!("stdout: {e}"))
 }
 
+/// Prints what arrives; `rep` answers each request (`--reply`, or the request itself).
 async fn receive(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
-    let mut out = tokio::io::stdout();
-    let mut n = 0u64;
-    while args.count.is_none_or(|c| n < c) {
-        let Some(m) = next(socket, args).await? else {
-            return Ok(ExitCode::from(1));
-        };
-        print(&mut out, args, &m).await?;
-        n += 1;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn request(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
-    let mut out = tokio::io::stdout();
-    let mut input = Input::new(args);
-    let mut first = true;
-    while let Some(m) = input.next().await? {
-        if let (Some(ms), false) = (args.interval, first) {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
-        first = false;
-        socket.send(m).await.map_err(|e| format!("send: {e}"))?;
-        let Some(reply) = next(socket, args).await? else {
-            return Ok(ExitCode::from(1));
-        };
-        print(&mut out, args, &reply).await?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn answer(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
     let mut out = tokio::io::stdout();
     let reply = args.reply.as_deref().map(|r| to_message(r, args.frames));
     let mut n = 0u64;
@@ -399,14 +374,16 @@ async fn answer(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
             return Ok(ExitCode::from(1));
         };
         print(&mut out, args, &m).await?;
-        let answer = match &reply {
-            Some(r) if !args.echo => r.clone(),
-            _ => m,
-        };
-        socket
-            .send(answer)
-            .await
-            .map_err(|e| format!("send: {e}"))?;
+        if args.kind == Kind::Rep {
+            let answer = match &reply {
+                Some(r) if !args.echo => r.clone(),
+                _ => m,
+            };
+            socket
+                .send(answer)
+                .await
+                .map_err(|e| format!("send: {e}"))?;
+        }
         n += 1;
     }
     Ok(ExitCode::SUCCESS)
