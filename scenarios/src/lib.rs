@@ -6,13 +6,14 @@
 //! deadline that passes fails the test.
 
 use std::future::{Future, poll_fn};
+use std::ops::Deref;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-pub use omq_sockets::{Endpoint, Error, MonitorEvent, Options, TrySendError};
+pub use omq_sockets::{Endpoint, Error, Monitor, MonitorEvent, Options, SocketBase, TrySendError};
 pub use omq_zmtp::{Message, SocketType};
 
 mod scenarios;
@@ -21,13 +22,13 @@ pub use scenarios::*;
 /// How long any single wait may take before the scenario fails.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
-/// What a backend offers the scenarios: its socket API, plus timers and raw streams.
+/// What a backend offers the scenarios: its socket (whose shared API, [`SocketBase`], the
+/// default methods use), plus timers and raw streams. A backend implements only what differs:
+/// creating, binding, connecting and closing sockets, the timer, and raw tcp streams.
 #[allow(async_fn_in_trait)]
 pub trait Backend {
     /// The backend's socket.
-    type Socket;
-    /// The backend's monitor stream.
-    type Monitor;
+    type Socket: Deref<Target = SocketBase>;
     /// A raw byte stream (for misbehaving peers).
     type Raw;
     /// A raw listener.
@@ -39,26 +40,6 @@ pub trait Backend {
     async fn bind(s: &Self::Socket, ep: &str) -> Result<Endpoint, Error>;
     /// `Socket::connect`.
     async fn connect(s: &Self::Socket, ep: &str) -> Result<(), Error>;
-    /// `Socket::unbind`.
-    async fn unbind(s: &Self::Socket, ep: &str) -> Result<(), Error>;
-    /// `Socket::disconnect`.
-    async fn disconnect(s: &Self::Socket, ep: &str) -> Result<(), Error>;
-    /// `Socket::send`.
-    async fn send(s: &Self::Socket, m: Message) -> Result<(), Error>;
-    /// `Socket::try_send`.
-    fn try_send(s: &Self::Socket, m: Message) -> Result<(), TrySendError>;
-    /// `Socket::recv`.
-    async fn recv(s: &Self::Socket) -> Result<Message, Error>;
-    /// `Socket::try_recv`.
-    fn try_recv(s: &Self::Socket) -> Result<Option<Message>, Error>;
-    /// `Socket::subscribe`.
-    fn subscribe(s: &Self::Socket, topic: &[u8]) -> Result<(), Error>;
-    /// `Socket::unsubscribe`.
-    fn unsubscribe(s: &Self::Socket, topic: &[u8]) -> Result<(), Error>;
-    /// `Socket::monitor`.
-    fn monitor(s: &Self::Socket) -> Self::Monitor;
-    /// The monitor's next event.
-    async fn next_event(m: &mut Self::Monitor) -> Option<MonitorEvent>;
     /// `Socket::close`.
     async fn close(s: Self::Socket);
     /// A timer.
@@ -73,6 +54,47 @@ pub trait Backend {
     async fn raw_write(r: &mut Self::Raw, data: &[u8]) -> std::io::Result<()>;
     /// Reads some bytes (0 at end of stream).
     async fn raw_read(r: &mut Self::Raw, buf: &mut [u8]) -> std::io::Result<usize>;
+
+    /// `unbind`.
+    async fn unbind(s: &Self::Socket, ep: &str) -> Result<(), Error> {
+        s.unbind(ep).await
+    }
+    /// `disconnect`.
+    async fn disconnect(s: &Self::Socket, ep: &str) -> Result<(), Error> {
+        s.disconnect(ep).await
+    }
+    /// `send`.
+    async fn send(s: &Self::Socket, m: Message) -> Result<(), Error> {
+        s.send(m).await
+    }
+    /// `try_send`.
+    fn try_send(s: &Self::Socket, m: Message) -> Result<(), TrySendError> {
+        s.try_send(m)
+    }
+    /// `recv`.
+    async fn recv(s: &Self::Socket) -> Result<Message, Error> {
+        s.recv().await
+    }
+    /// `try_recv`.
+    fn try_recv(s: &Self::Socket) -> Result<Option<Message>, Error> {
+        s.try_recv()
+    }
+    /// `subscribe`.
+    fn subscribe(s: &Self::Socket, topic: &[u8]) -> Result<(), Error> {
+        s.subscribe(topic)
+    }
+    /// `unsubscribe`.
+    fn unsubscribe(s: &Self::Socket, topic: &[u8]) -> Result<(), Error> {
+        s.unsubscribe(topic)
+    }
+    /// `monitor`.
+    fn monitor(s: &Self::Socket) -> Monitor {
+        s.monitor()
+    }
+    /// The monitor's next event.
+    async fn next_event(m: &mut Monitor) -> Option<MonitorEvent> {
+        m.next().await
+    }
 }
 
 /// The transports every scenario runs on.
@@ -119,30 +141,7 @@ pub async fn within_for<B: Backend, T>(d: Duration, what: &str, f: impl Future<O
     }
 }
 
-/// The output of [`race`].
-#[derive(Debug)]
-pub enum Either<A, B> {
-    /// The first future finished first.
-    Left(A),
-    /// The second one did.
-    Right(B),
-}
-
-/// Polls both futures; returns the first output, dropping (cancelling) the other future.
-pub async fn race<A, B>(a: impl Future<Output = A>, b: impl Future<Output = B>) -> Either<A, B> {
-    let mut a = pin!(a);
-    let mut b = pin!(b);
-    poll_fn(|cx| {
-        if let Poll::Ready(v) = a.as_mut().poll(cx) {
-            return Poll::Ready(Either::Left(v));
-        }
-        if let Poll::Ready(v) = b.as_mut().poll(cx) {
-            return Poll::Ready(Either::Right(v));
-        }
-        Poll::Pending
-    })
-    .await
-}
+pub use omq_sockets::io::{Either, race};
 
 /// Polls both futures to completion.
 pub async fn join<A, B>(a: impl Future<Output = A>, b: impl Future<Output = B>) -> (A, B) {
@@ -177,7 +176,7 @@ pub async fn recv<B: Backend>(s: &B::Socket) -> Message {
 
 /// Waits for a monitor event that `pred` accepts, skipping others.
 pub async fn expect_event<B: Backend>(
-    m: &mut B::Monitor,
+    m: &mut Monitor,
     what: &str,
     pred: impl Fn(&MonitorEvent) -> bool,
 ) -> MonitorEvent {

@@ -41,7 +41,7 @@ pub fn fixed_endpoint(t: Transport) -> String {
 }
 
 /// Waits until `m` reported `n` completed handshakes (inproc attaches at once, with no events).
-async fn await_handshakes<B: Backend>(t: Transport, m: &mut B::Monitor, n: usize) {
+async fn await_handshakes<B: Backend>(t: Transport, m: &mut Monitor, n: usize) {
     if t == Transport::Inproc {
         return;
     }

@@ -55,8 +55,6 @@ struct Driver<'a, S: Half> {
     flush_until: Option<Instant>,
 }
 
-/// The longest wait for the peer's FIN after a close without a linger period.
-const GOODBYE: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long a failed connection's farewell (an ERROR command) may take to write.
 const FAREWELL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -98,22 +96,18 @@ impl<S: Half> Driver<'_, S> {
         }
     }
 
-    /// The orderly end after a close: our FIN after the last byte, then read (and drop) until
-    /// the peer's FIN, for at most the rest of the linger period (`GOODBYE` without one).
-    /// Closing a socket with unread input makes the kernel send RST, and a peer that gets RST
-    /// can lose what we sent and it has not read yet.
+    /// The orderly end after a close (see [`Engine::goodbye_until`]): our FIN after the last
+    /// byte, then read and drop until the peer's FIN or the deadline.
     fn poll_goodbye(&mut self, cx: &mut Context<'_>) -> Poll<EngineError> {
-        if !self.engine.is_established() {
-            // Nothing of ours for the peer to read: no need to wait for it.
-            return Poll::Ready(self.closing.take().unwrap_or(EngineError::SocketClosed));
-        }
         let done =
             |d: &mut Self| Poll::Ready(d.closing.take().unwrap_or(EngineError::SocketClosed));
-        if !matches!(self.closing, Some(EngineError::SocketClosed)) {
-            // A failed connection: the farewell is written, nothing to wait for.
-            return done(self);
-        }
         if self.goodbye_until.is_none() {
+            let Some(reason) = &self.closing else {
+                return done(self);
+            };
+            if self.engine.goodbye_until(reason, Instant::now()).is_none() {
+                return done(self);
+            }
             if self.shutdown_op.is_none() {
                 let Some(mut half) = self.writer.take() else {
                     return done(self);
@@ -131,15 +125,13 @@ impl<S: Half> Driver<'_, S> {
             };
             self.shutdown_op = None;
             self.writer = Some(half);
-            let now = Instant::now();
             let end = self
-                .engine
-                .linger_deadline()
-                .map_or(now + GOODBYE, |t| t.min(now + GOODBYE));
-            if end <= now {
-                // Linger 0 or over: no wait.
+                .closing
+                .as_ref()
+                .and_then(|r| self.engine.goodbye_until(r, Instant::now()));
+            let Some(end) = end else {
                 return done(self);
-            }
+            };
             self.goodbye_until = Some((end, Box::pin(compio::time::sleep_until(end))));
         }
         loop {

@@ -4,16 +4,13 @@ use std::time::Duration;
 
 use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::{TcpListener, TcpStream};
-use omq_compio::{Monitor, Socket};
-use omq_scenarios::{
-    Backend, Endpoint, Error, Message, MonitorEvent, Options, SocketType, TrySendError,
-};
+use omq_compio::Socket;
+use omq_scenarios::{Backend, Endpoint, Error, Options, SocketType};
 
 struct Compio;
 
 impl Backend for Compio {
     type Socket = Socket;
-    type Monitor = Monitor;
     type Raw = TcpStream;
     type RawListener = TcpListener;
 
@@ -25,36 +22,6 @@ impl Backend for Compio {
     }
     async fn connect(s: &Socket, ep: &str) -> Result<(), Error> {
         s.connect(ep).await
-    }
-    async fn unbind(s: &Socket, ep: &str) -> Result<(), Error> {
-        s.unbind(ep).await
-    }
-    async fn disconnect(s: &Socket, ep: &str) -> Result<(), Error> {
-        s.disconnect(ep).await
-    }
-    async fn send(s: &Socket, m: Message) -> Result<(), Error> {
-        s.send(m).await
-    }
-    fn try_send(s: &Socket, m: Message) -> Result<(), TrySendError> {
-        s.try_send(m)
-    }
-    async fn recv(s: &Socket) -> Result<Message, Error> {
-        s.recv().await
-    }
-    fn try_recv(s: &Socket) -> Result<Option<Message>, Error> {
-        s.try_recv()
-    }
-    fn subscribe(s: &Socket, topic: &[u8]) -> Result<(), Error> {
-        s.subscribe(topic)
-    }
-    fn unsubscribe(s: &Socket, topic: &[u8]) -> Result<(), Error> {
-        s.unsubscribe(topic)
-    }
-    fn monitor(s: &Socket) -> Monitor {
-        s.monitor()
-    }
-    async fn next_event(m: &mut Monitor) -> Option<MonitorEvent> {
-        m.next().await
     }
     async fn close(s: Socket) {
         s.close().await

@@ -11,6 +11,9 @@ use crate::core::{Core, PeerCommand, PeerPipes};
 use crate::error::Error;
 use crate::monitor::MonitorEvent;
 
+/// The longest wait for the peer's FIN after a close (see [`Engine::goodbye_until`]).
+pub const GOODBYE: Duration = Duration::from_secs(5);
+
 /// Stop filling a write batch once this many bytes are queued.
 const BATCH_BYTES: usize = 256 * 1024;
 
@@ -370,6 +373,23 @@ impl Engine {
     /// closing).
     pub fn linger_deadline(&self) -> Option<Instant> {
         self.closing.flatten()
+    }
+
+    /// The orderly end of a connection: once everything is written after `reason`, until when
+    /// a driver shuts down its write side and reads (dropping the input) until the peer's FIN.
+    /// Closing a socket with unread input makes the kernel send RST, and a peer that gets RST
+    /// can lose what we sent and it has not read yet.
+    ///
+    /// `None`: end now. That is the case for a failed connection, for one that never finished
+    /// its handshake (the peer has nothing of ours to read), and when linger is 0 or over. The
+    /// wait lasts at most the rest of the linger period, and at most [`GOODBYE`].
+    pub fn goodbye_until(&self, reason: &EngineError, now: Instant) -> Option<Instant> {
+        if !self.established || !matches!(reason, EngineError::SocketClosed) {
+            return None;
+        }
+        let cap = now + GOODBYE;
+        let end = self.linger_deadline().map_or(cap, |t| t.min(cap));
+        (end > now).then_some(end)
     }
 
     /// The next deadline: the codec's (handshake, heartbeats) or the linger period's.

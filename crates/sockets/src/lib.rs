@@ -13,6 +13,8 @@
 //!   [`Connector`] (the reconnect policy of a connected endpoint) and [`Endpoints`] (a socket's
 //!   table for `unbind`, `disconnect` and `close`). A backend adds connect, accept, run and
 //!   sleep.
+//! - [`io`]: the accept, serve and connect loops themselves, written once against [`io::Io`]
+//!   (accept, connect, run a connection, sleep), which is all a backend implements.
 //! - [`SocketBase`]: the user-facing socket API that is the same on every backend (messaging,
 //!   subscriptions, monitor, unbind/disconnect, and the preparation of bind/connect); a
 //!   backend's `Socket` dereferences to it.
@@ -43,6 +45,8 @@ mod endpoint;
 mod engine;
 mod error;
 pub mod inproc;
+#[cfg(unix)]
+pub mod io;
 mod lifecycle;
 mod monitor;
 #[cfg(unix)]
@@ -54,7 +58,7 @@ mod wait;
 pub use crate::base::{Bind, Connect, SocketBase};
 pub use crate::core::{Core, PeerCommand, PeerId, PeerPipes};
 pub use endpoint::{Endpoint, EndpointError, Host, IpcAddr, Port};
-pub use engine::{Engine, EngineError};
+pub use engine::{Engine, EngineError, GOODBYE};
 pub use error::{Error, TrySendError};
 pub use lifecycle::{Connector, EndpointCtl, EndpointState, Endpoints, Step};
 pub use monitor::{Monitor, MonitorEvent};

@@ -18,8 +18,6 @@ const READ_CHUNK: usize = 64 * 1024;
 const REFILL_BELOW: usize = 64 * 1024;
 /// Loop turns with progress before the task yields to the runtime.
 const BUDGET: u32 = 64;
-/// The longest wait for the peer's FIN after a close without a linger period.
-const GOODBYE: Duration = Duration::from_secs(5);
 /// iovecs per vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -155,29 +153,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         }
     }
 
-    /// The orderly end after a close: our FIN after the last byte, then read (and drop) until
-    /// the peer's FIN, for at most the rest of the linger period (`GOODBYE` without one).
-    /// Closing a socket with unread input makes the kernel send RST, and a peer that gets RST
-    /// can lose what we sent and it has not read yet.
+    /// The orderly end after a close (see [`Engine::goodbye_until`]): our FIN after the last
+    /// byte, then read and drop until the peer's FIN or the deadline.
     fn poll_goodbye(&mut self, cx: &mut Context<'_>) -> Poll<EngineError> {
-        if !self.engine.is_established() || !matches!(self.closing, Some(EngineError::SocketClosed))
-        {
-            // Nothing of ours for the peer to read: no need to wait for it.
-            return Poll::Ready(self.closing.take().unwrap_or(EngineError::SocketClosed));
-        }
         if self.goodbye_until.is_none() {
+            let Some(reason) = &self.closing else {
+                return Poll::Ready(EngineError::SocketClosed);
+            };
+            if self.engine.goodbye_until(reason, Instant::now()).is_none() {
+                return Poll::Ready(self.closing.take().unwrap_or(EngineError::SocketClosed));
+            }
             if Pin::new(&mut self.stream).poll_shutdown(cx).is_pending() {
                 return Poll::Pending;
             }
-            let now = Instant::now();
-            let end = self
-                .engine
-                .linger_deadline()
-                .map_or(now + GOODBYE, |t| t.min(now + GOODBYE));
-            if end <= now {
-                // Linger 0 or over: no wait.
+            let Some(end) = self.engine.goodbye_until(reason, Instant::now()) else {
                 return Poll::Ready(self.closing.take().unwrap_or(EngineError::SocketClosed));
-            }
+            };
             self.goodbye_until = Some(end);
             self.sleep
                 .as_mut()

@@ -2,10 +2,8 @@
 
 use std::time::Duration;
 
-use omq_scenarios::{
-    Backend, Endpoint, Error, Message, MonitorEvent, Options, SocketType, TrySendError,
-};
-use omq_tokio::{Monitor, Socket};
+use omq_scenarios::{Backend, Endpoint, Error, Options, SocketType};
+use omq_tokio::Socket;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -13,7 +11,6 @@ struct Tokio;
 
 impl Backend for Tokio {
     type Socket = Socket;
-    type Monitor = Monitor;
     type Raw = TcpStream;
     type RawListener = TcpListener;
 
@@ -25,36 +22,6 @@ impl Backend for Tokio {
     }
     async fn connect(s: &Socket, ep: &str) -> Result<(), Error> {
         s.connect(ep).await
-    }
-    async fn unbind(s: &Socket, ep: &str) -> Result<(), Error> {
-        s.unbind(ep).await
-    }
-    async fn disconnect(s: &Socket, ep: &str) -> Result<(), Error> {
-        s.disconnect(ep).await
-    }
-    async fn send(s: &Socket, m: Message) -> Result<(), Error> {
-        s.send(m).await
-    }
-    fn try_send(s: &Socket, m: Message) -> Result<(), TrySendError> {
-        s.try_send(m)
-    }
-    async fn recv(s: &Socket) -> Result<Message, Error> {
-        s.recv().await
-    }
-    fn try_recv(s: &Socket) -> Result<Option<Message>, Error> {
-        s.try_recv()
-    }
-    fn subscribe(s: &Socket, topic: &[u8]) -> Result<(), Error> {
-        s.subscribe(topic)
-    }
-    fn unsubscribe(s: &Socket, topic: &[u8]) -> Result<(), Error> {
-        s.unsubscribe(topic)
-    }
-    fn monitor(s: &Socket) -> Monitor {
-        s.monitor()
-    }
-    async fn next_event(m: &mut Monitor) -> Option<MonitorEvent> {
-        m.next().await
     }
     async fn close(s: Socket) {
         s.close().await
