@@ -547,11 +547,9 @@ impl Core {
         mut msg: Message,
         cx: Option<&mut Context<'_>>,
     ) -> Result<Option<Message>, Error> {
-        let rid = msg
-            .first()
-            .map(|f| Bytes::copy_from_slice(f.as_slice()))
-            .unwrap_or_default();
-        let Some(&peer) = st.by_rid.get(&rid) else {
+        // Looked up by slice: no allocation per message.
+        let rid: &[u8] = msg.first().map_or(&[][..], |f| f.as_slice());
+        let Some(&peer) = st.by_rid.get(rid) else {
             return if self.options.router_mandatory {
                 Err(Error::HostUnreachable)
             } else {
@@ -755,7 +753,7 @@ impl Core {
                 return Ok(Some(m));
             }
         }
-        while let Some((peer, mut msg)) = self.fair_queue(st) {
+        while let Some((peer, rid, mut msg)) = self.fair_queue(st) {
             match self.socket_type {
                 // SUB filters; XSUB passes everything, as libzmq's does.
                 SocketType::Sub => {
@@ -765,12 +763,6 @@ impl Core {
                     }
                 }
                 SocketType::Router => {
-                    let rid = st
-                        .inp
-                        .iter()
-                        .find(|p| p.id == peer)
-                        .map(|p| p.routing_id.clone())
-                        .unwrap_or_default();
                     msg.push_front(Frame::from(rid));
                     return Ok(Some(msg));
                 }
@@ -802,8 +794,9 @@ impl Core {
         Ok(None)
     }
 
-    /// The next message in fair-queue order, with the peer it came from.
-    fn fair_queue(&self, st: &mut State) -> Option<(PeerId, Message)> {
+    /// The next message in fair-queue order, with the peer it came from and that peer's
+    /// routing id (ROUTER).
+    fn fair_queue(&self, st: &mut State) -> Option<(PeerId, Bytes, Message)> {
         let mut tried = 0;
         while tried < st.inp.len() {
             let idx = (st.fq + tried) % st.inp.len();
@@ -816,7 +809,7 @@ impl Core {
                         }
                     }
                     st.fq = idx + 1;
-                    return Some((p.id, m));
+                    return Some((p.id, p.routing_id.clone(), m));
                 }
                 Err(yring::PopError::Empty) => tried += 1,
                 Err(_) => {
