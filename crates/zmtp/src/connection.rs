@@ -10,7 +10,10 @@ use crate::decoder::{Decoded, Decoder, Input, Limits};
 use crate::encoder::WriteBuf;
 use crate::error::{Error, ProtocolError, UsageError};
 use crate::greeting::{GREETING_LEN, Greeting, STAGE1_LEN, Version};
-use crate::mechanism::{self, Handshake, LocalInfo, Mechanism};
+use crate::mechanism::{
+    self, AuthReply, AuthRequest, CurveCipher, Done, Handshake, LocalInfo, Mechanism, PeerAuth,
+    Step,
+};
 use crate::message::{Frame, Message};
 use crate::metadata::{self, Metadata};
 use crate::socket_type::SocketType;
@@ -40,6 +43,11 @@ pub struct Config {
     /// Whether we take the server role of the mechanism. Sent in the greeting; for NULL it changes
     /// nothing.
     pub as_server: bool,
+    /// Whether the application authenticates peers: the server side of PLAIN and CURVE (and
+    /// either side of NULL) then queues [`Event::Authenticate`] and waits for
+    /// [`Connection::authenticate`] before accepting. Off: every peer that completes the
+    /// mechanism is accepted (ZeroMQ sockets apply libzmq's ZAP rules above this).
+    pub authenticate: bool,
     /// The version we announce. [`Version::V3_1`] unless testing against 3.0 behaviour.
     pub version: Version,
     /// Limits on what the peer may send.
@@ -67,6 +75,7 @@ impl Config {
             metadata: Metadata::new(),
             mechanism: Mechanism::Null,
             as_server: false,
+            authenticate: false,
             version: Version::V3_1,
             limits: Limits::DEFAULT,
             handshake_timeout: Some(Duration::from_secs(30)),
@@ -97,6 +106,21 @@ impl Config {
                 "durations must be non-zero (use None to disable)",
             ));
         }
+        match &self.mechanism {
+            Mechanism::Plain { username, password }
+                if username.len() > 255 || password.len() > 255 =>
+            {
+                return Err(UsageError::InvalidConfig(
+                    "PLAIN user name and password are at most 255 bytes",
+                ));
+            }
+            Mechanism::Curve(curve) if !self.as_server && curve.server_key.is_none() => {
+                return Err(UsageError::InvalidConfig(
+                    "a CURVE client needs the server's public key",
+                ));
+            }
+            _ => {}
+        }
         if self.limits.max_parts == 0 {
             return Err(UsageError::InvalidConfig("max_parts must be at least 1"));
         }
@@ -116,6 +140,8 @@ pub struct PeerInfo {
     pub identity: Option<Bytes>,
     /// All properties the peer sent, including the two above.
     pub metadata: Metadata,
+    /// What the mechanism and the authentication established about the peer.
+    pub auth: PeerAuth,
 }
 
 /// Something the connection has for the application.
@@ -136,6 +162,9 @@ pub enum Event {
     Join(Bytes),
     /// The peer left a group (LEAVE).
     Leave(Bytes),
+    /// The handshake waits for the application to check the peer's credentials: answer with
+    /// [`Connection::authenticate`]. Only when [`Config::authenticate`] is on.
+    Authenticate(AuthRequest),
 }
 
 #[derive(Debug)]
@@ -225,11 +254,34 @@ pub struct Connection {
     heartbeat_deadline: Option<Instant>,
     /// Fail with `TtlExpired` unless traffic arrives before this.
     ttl_deadline: Option<Instant>,
+    /// Entropy for the mechanism's ephemeral keys and nonces (CURVE).
+    seed: [u8; 32],
+    /// Established CURVE: boxes every frame in both directions.
+    cipher: Option<Box<CurveCipher>>,
+    /// Frames of a boxed multipart message still missing its last frame, and their total size.
+    boxed_parts: Vec<Frame>,
+    boxed_size: u64,
+    /// The user id and metadata of the accepting [`AuthReply`], for [`PeerInfo::auth`].
+    accepted: Option<(Bytes, Metadata)>,
 }
 
 impl Connection {
     /// A new connection, started at `now`. Queues the first part of our greeting.
+    ///
+    /// CURVE needs 32 bytes of entropy per connection for its short-term keys and nonces; `new`
+    /// takes them from the operating system. [`with_seed`](Self::with_seed) takes them from you.
     pub fn new(config: Config, now: Instant) -> Result<Self, UsageError> {
+        let mut seed = [0u8; 32];
+        if matches!(config.mechanism, Mechanism::Curve(_)) {
+            getrandom::getrandom(&mut seed)
+                .map_err(|_| UsageError::InvalidConfig("no randomness available for CURVE"))?;
+        }
+        Self::with_seed(config, now, seed)
+    }
+
+    /// A new connection whose mechanism draws its randomness from `seed` (expanded with
+    /// ChaCha20). The seed must be secret and fresh for every connection.
+    pub fn with_seed(config: Config, now: Instant, seed: [u8; 32]) -> Result<Self, UsageError> {
         config.validate()?;
         let mut out = Vec::with_capacity(GREETING_LEN + 64);
         out.extend_from_slice(&our_greeting(&config)[..STAGE1_LEN]);
@@ -252,6 +304,11 @@ impl Connection {
             next_ping: None,
             heartbeat_deadline: None,
             ttl_deadline: None,
+            seed,
+            cipher: None,
+            boxed_parts: Vec::new(),
+            boxed_size: 0,
+            accepted: None,
         })
     }
 
@@ -309,7 +366,7 @@ impl Connection {
     #[inline]
     pub fn poll_transmit(&mut self, out: &mut WriteBuf) {
         if let Some(context) = self.pending_pong.take() {
-            Command::Pong { context }.encode(&mut self.out);
+            self.queue_command(&Command::Pong { context });
         }
         if !self.out.is_empty() {
             out.put_raw(|buf| buf.extend_from_slice(&self.out));
@@ -358,11 +415,10 @@ impl Connection {
             let ttl = self.config.heartbeat_ttl.map_or(0, |t| {
                 u16::try_from(t.as_millis().div_ceil(100)).unwrap_or(u16::MAX)
             });
-            Command::Ping {
+            self.queue_command(&Command::Ping {
                 ttl,
                 context: Bytes::new(),
-            }
-            .encode(&mut self.out);
+            });
             self.next_ping = now.checked_add(ivl);
             if self.heartbeat_deadline.is_none() {
                 let timeout = self.config.heartbeat_timeout.unwrap_or(ivl);
@@ -383,10 +439,69 @@ impl Connection {
         if msg.is_empty() {
             return Err(UsageError::EmptyMessage);
         }
-        match self.config.mechanism {
-            Mechanism::Null => out.encode_message(msg),
+        match &mut self.cipher {
+            None => out.encode_message(msg),
+            Some(cipher) => {
+                let frames = msg.frames();
+                let last = frames.len() - 1;
+                out.put_raw(|buf| {
+                    for (i, frame) in frames.iter().enumerate() {
+                        let flags = if i < last { mechanism::FLAG_MORE } else { 0 };
+                        cipher.encrypt(flags, &[], frame, buf);
+                    }
+                });
+            }
         }
         Ok(())
+    }
+
+    /// Answers an [`Event::Authenticate`]. A 200 reply lets the handshake go on; any other ends
+    /// the connection with [`Error::AuthFailed`] (after queueing an ERROR carrying the code,
+    /// except for 300, which closes silently as libzmq does). Does nothing when no answer is
+    /// awaited.
+    pub fn authenticate(&mut self, now: Instant, reply: &AuthReply) -> Result<(), Error> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        let State::Handshake(handshake) = &mut self.state else {
+            return Ok(());
+        };
+        if !handshake.awaiting_auth() {
+            return Ok(());
+        }
+        if reply.status_code != 200 {
+            let status_code = match reply.status_code {
+                300 | 400 | 500 => reply.status_code,
+                _ => 500,
+            };
+            if status_code != 300 {
+                mechanism::encode_error(&status_code.to_string(), &mut self.out);
+            }
+            let e = Error::AuthFailed { status_code };
+            self.error = Some(e.clone());
+            return Err(e);
+        }
+        let local = local_info(&self.config);
+        self.accepted = Some((reply.user_id.clone(), reply.metadata.clone()));
+        let step = handshake.accepted(&local, &mut self.out);
+        let result = step.and_then(|step| self.handle_step(now, step));
+        if let Err(e) = &result {
+            self.error = Some(e.clone());
+        }
+        result
+    }
+
+    /// Queues one of our own commands after the handshake (boxed under CURVE).
+    fn queue_command(&mut self, cmd: &Command) {
+        match &mut self.cipher {
+            None => cmd.encode(&mut self.out),
+            Some(cipher) => {
+                let mut frame = Vec::new();
+                cmd.encode(&mut frame);
+                let body = crate::frame::split_header(&frame).map_or(&[][..], |(_, body)| body);
+                cipher.encrypt(mechanism::FLAG_COMMAND, &[], body, &mut self.out);
+            }
+        }
     }
 
     /// Subscribes to `topic`: a SUBSCRIBE command to a 3.1 peer, a `\x01topic` message to a 3.0
@@ -414,7 +529,15 @@ impl Connection {
                 .peer
                 .as_ref()
                 .is_some_and(|p| p.version == Version::V3_0);
-        if v30 {
+        if let Some(cipher) = &mut self.cipher {
+            let (flags, head): (u8, &[u8]) = match (v30, subscribe) {
+                (true, true) => (0, b"\x01"),
+                (true, false) => (0, b"\x00"),
+                (false, true) => (mechanism::FLAG_COMMAND, b"\x09SUBSCRIBE"),
+                (false, false) => (mechanism::FLAG_COMMAND, b"\x06CANCEL"),
+            };
+            out.put_raw(|buf| cipher.encrypt(flags, head, topic, buf));
+        } else if v30 {
             let mut body = Vec::with_capacity(1 + topic.len());
             body.push(u8::from(subscribe));
             body.extend_from_slice(topic);
@@ -450,10 +573,17 @@ impl Connection {
             return Err(UsageError::GroupTooLong);
         }
         self.poll_transmit(out);
-        out.put_raw(|buf| {
-            crate::command::encode_command_header(buf, name, group.len());
-            buf.extend_from_slice(group);
-        });
+        match &mut self.cipher {
+            Some(cipher) => out.put_raw(|buf| {
+                let mut head = vec![name.len() as u8];
+                head.extend_from_slice(name);
+                cipher.encrypt(mechanism::FLAG_COMMAND, &head, group, buf);
+            }),
+            None => out.put_raw(|buf| {
+                crate::command::encode_command_header(buf, name, group.len());
+                buf.extend_from_slice(group);
+            }),
+        }
         Ok(())
     }
 
@@ -499,19 +629,22 @@ impl Connection {
 
     fn process_frames<I: Input>(&mut self, now: Instant, input: &mut I) -> Result<(), Error> {
         if let State::Greeting { .. } = self.state {
-            self.process_greeting(input)?;
+            self.process_greeting(now, input)?;
         }
         loop {
             match self.decoder.decode(input)? {
                 None => return Ok(()),
                 Some(Decoded::Message(msg)) => self.events.push_back(Event::Message(msg)),
+                Some(Decoded::Command(body)) if self.cipher.is_some() => {
+                    self.process_boxed(now, &body)?;
+                }
                 Some(Decoded::Command(body)) => self.process_command(now, &body)?,
             }
         }
     }
 
     /// Consumes greeting bytes; on completion moves to the mechanism handshake.
-    fn process_greeting<I: Input>(&mut self, input: &mut I) -> Result<(), Error> {
+    fn process_greeting<I: Input>(&mut self, now: Instant, input: &mut I) -> Result<(), Error> {
         let State::Greeting { buf, len } = &mut self.state else {
             return Ok(());
         };
@@ -539,25 +672,71 @@ impl Connection {
             .into());
         }
         self.peer_version = Some(peer.version());
-        let mut handshake = Handshake::new(&self.config.mechanism);
-        handshake.start(
-            &LocalInfo {
-                socket_type: self.config.socket_type,
-                identity: &self.config.identity,
-                metadata: &self.config.metadata,
-            },
-            &mut self.out,
-        );
+        let mut handshake =
+            Handshake::new(&self.config.mechanism, self.config.as_server, self.seed);
+        self.seed = [0; 32];
+        let step = handshake.start(&local_info(&self.config), &mut self.out)?;
         self.state = State::Handshake(handshake);
+        self.handle_step(now, step)
+    }
+
+    fn handle_step(&mut self, now: Instant, step: Step) -> Result<(), Error> {
+        match step {
+            Step::Continue => Ok(()),
+            Step::Authenticate(request) => {
+                self.events.push_back(Event::Authenticate(request));
+                Ok(())
+            }
+            Step::Done(done) => self.complete_handshake(now, *done),
+        }
+    }
+
+    /// Opens one boxed frame (established CURVE) and acts on it.
+    fn process_boxed(&mut self, now: Instant, body: &Frame) -> Result<(), Error> {
+        let cipher = self.cipher.as_mut().expect("boxed mode");
+        let (flags, frame) = cipher.decrypt(body)?;
+        if flags & mechanism::FLAG_COMMAND != 0 {
+            return self.process_command(now, &frame);
+        }
+        let limits = self.decoder.limits();
+        let size = self.boxed_size + frame.len() as u64;
+        if let Some(limit) = limits.max_message_size {
+            if size > limit {
+                return Err(ProtocolError::MessageTooLarge { size, limit }.into());
+            }
+        }
+        if let Some(limit) = limits.max_frame_size {
+            if frame.len() as u64 > limit {
+                let size = frame.len() as u64;
+                return Err(ProtocolError::FrameTooLarge { size, limit }.into());
+            }
+        }
+        if flags & mechanism::FLAG_MORE != 0 {
+            if self.boxed_parts.len() + 1 >= limits.max_parts {
+                let limit = limits.max_parts;
+                return Err(ProtocolError::TooManyParts { limit }.into());
+            }
+            self.boxed_parts.push(frame);
+            self.boxed_size = size;
+            return Ok(());
+        }
+        let msg = if self.boxed_parts.is_empty() {
+            Message::single(frame)
+        } else {
+            let mut parts = std::mem::take(&mut self.boxed_parts);
+            parts.push(frame);
+            self.boxed_size = 0;
+            Message::from(parts)
+        };
+        self.events.push_back(Event::Message(msg));
         Ok(())
     }
 
     fn process_command(&mut self, now: Instant, body: &Frame) -> Result<(), Error> {
         if let State::Handshake(handshake) = &mut self.state {
-            if let Some(metadata) = handshake.handle_command(body, &mut self.out)? {
-                self.complete_handshake(now, metadata)?;
-            }
-            return Ok(());
+            let local = local_info(&self.config);
+            let step = handshake.handle_command(body, &local, &mut self.out)?;
+            return self.handle_step(now, step);
         }
         match Command::parse(body)? {
             Command::Ping { ttl, context } => {
@@ -578,7 +757,16 @@ impl Connection {
         Ok(())
     }
 
-    fn complete_handshake(&mut self, now: Instant, metadata: Metadata) -> Result<(), Error> {
+    fn complete_handshake(&mut self, now: Instant, done: Done) -> Result<(), Error> {
+        let Done {
+            metadata,
+            cipher,
+            mut auth,
+        } = done;
+        if let Some((user_id, metadata)) = self.accepted.take() {
+            auth.user_id = Some(user_id);
+            auth.metadata = metadata;
+        }
         let ours = self.config.socket_type;
         let socket_type = match metadata.get(metadata::SOCKET_TYPE) {
             None => None,
@@ -602,9 +790,14 @@ impl Connection {
             socket_type,
             identity,
             metadata,
+            auth,
         });
         self.state = State::Established;
         self.decoder.set_handshake(false);
+        if let Some(cipher) = cipher {
+            self.cipher = Some(Box::new(cipher));
+            self.decoder.set_boxed();
+        }
         self.handshake_deadline = None;
         self.next_ping = self
             .config
@@ -612,6 +805,17 @@ impl Connection {
             .and_then(|ivl| now.checked_add(ivl));
         self.events.push_back(Event::Established);
         Ok(())
+    }
+}
+
+/// What our side of the handshake sends, from `config`.
+fn local_info(config: &Config) -> LocalInfo<'_> {
+    LocalInfo {
+        socket_type: config.socket_type,
+        identity: &config.identity,
+        metadata: &config.metadata,
+        as_server: config.as_server,
+        authenticate: config.authenticate,
     }
 }
 

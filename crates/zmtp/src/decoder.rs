@@ -144,7 +144,15 @@ pub struct Decoder {
     /// Outside the handshake, no limit can refuse a frame of up to `INLINE_CAPACITY` bytes
     /// starting a message.
     small_frames_fit: bool,
+    /// Every frame is returned on its own as [`Decoded::Command`], whatever its flags: the
+    /// established state of a mechanism that boxes each frame (CURVE's MESSAGE). The limits are
+    /// checked with [`BOX_OVERHEAD`] of slack; the mechanism checks them exactly once opened.
+    boxed: bool,
 }
+
+/// The most a mechanism adds to a frame it boxes (CURVE: name, nonce, MAC, flags and a
+/// SUBSCRIBE/CANCEL name).
+pub(crate) const BOX_OVERHEAD: u64 = 64;
 
 impl Decoder {
     /// A decoder for an established connection.
@@ -156,6 +164,7 @@ impl Decoder {
             needed: 1,
             handshake: false,
             small_frames_fit: false,
+            boxed: false,
         };
         dec.set_handshake(false);
         dec
@@ -172,8 +181,16 @@ impl Decoder {
     pub(crate) fn set_handshake(&mut self, handshake: bool) {
         self.handshake = handshake;
         let fits = |limit: Option<u64>| limit.is_none_or(|l| l >= INLINE_CAPACITY as u64);
-        self.small_frames_fit =
-            !handshake && fits(self.limits.max_message_size) && fits(self.limits.max_frame_size);
+        self.small_frames_fit = !handshake
+            && !self.boxed
+            && fits(self.limits.max_message_size)
+            && fits(self.limits.max_frame_size);
+    }
+
+    /// Switches to boxed mode (see the `boxed` field) once a boxing mechanism is established.
+    pub(crate) fn set_boxed(&mut self) {
+        self.boxed = true;
+        self.set_handshake(false);
     }
 
     /// The limits in force.
@@ -237,7 +254,7 @@ impl Decoder {
             let Some((header, frame)) = self.next_frame(input)? else {
                 return Ok(None);
             };
-            if header.is_command() {
+            if header.is_command() || self.boxed {
                 return Ok(Some(Decoded::Command(frame)));
             }
             if header.more() {
@@ -293,6 +310,20 @@ impl Decoder {
 
     #[inline]
     fn check(&self, h: &FrameHeader) -> Result<(), ProtocolError> {
+        if self.boxed {
+            let slack = |limit: Option<u64>| limit.map(|l| l.saturating_add(BOX_OVERHEAD));
+            if let Some(limit) = slack(self.limits.max_message_size) {
+                if h.len > limit {
+                    return Err(ProtocolError::MessageTooLarge { size: h.len, limit });
+                }
+            }
+            if let Some(limit) = slack(self.limits.max_frame_size) {
+                if h.len > limit {
+                    return Err(ProtocolError::FrameTooLarge { size: h.len, limit });
+                }
+            }
+            return Ok(());
+        }
         if h.is_command() {
             if h.more() {
                 return Err(ProtocolError::CommandWithMore);

@@ -23,6 +23,15 @@ pub enum Error {
         /// The reason text the peer sent (libzmq sends ZAP status codes such as "400").
         reason: String,
     },
+    /// Authentication refused the peer (the status code of the [`AuthReply`], 300, 400 or 500).
+    /// For 400 and 500 an ERROR command carrying the code waits in `poll_transmit`.
+    ///
+    /// [`AuthReply`]: crate::AuthReply
+    #[error("authentication refused the peer with status {status_code}")]
+    AuthFailed {
+        /// The reply's status code.
+        status_code: u16,
+    },
     /// The handshake did not finish within the handshake interval.
     #[error("handshake timed out")]
     HandshakeTimeout,
@@ -118,6 +127,14 @@ pub enum ProtocolError {
     /// A command arrived that does not belong in this phase of the handshake.
     #[error("unexpected {0:?} command during the handshake")]
     UnexpectedCommand(Vec<u8>),
+    /// A CURVE box did not open (wrong keys, or bytes altered in transit), or a vouch or cookie
+    /// did not match.
+    #[error("CURVE authentication of a box failed")]
+    Cryptographic,
+    /// A CURVE short nonce was not larger than the previous one from the peer (a replayed or
+    /// reordered box).
+    #[error("CURVE nonce replayed or out of order")]
+    BadNonce,
 }
 
 /// A local request the connection cannot carry out. The connection is unharmed.

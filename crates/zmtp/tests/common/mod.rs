@@ -52,7 +52,8 @@ impl Side {
             .collect()
     }
 
-    fn collect_events(&mut self) {
+    /// Moves the connection's queued events into `events`.
+    pub fn collect_events(&mut self) {
         while let Some(e) = self.conn.poll_event() {
             self.events.push(e);
         }
