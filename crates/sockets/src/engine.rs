@@ -5,11 +5,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use omq_zmtp::{Connection, Event, Message, SocketType, WriteBuf};
+use omq_zmtp::{AuthReply, AuthRequest, Connection, Event, Message, SocketType, WriteBuf};
 
 use crate::core::{Core, PeerCommand, PeerPipes};
 use crate::error::Error;
 use crate::monitor::MonitorEvent;
+use crate::zap::{self, ZapExchange, ZapFailure, ZapRequest};
 
 /// The longest wait for the peer's FIN after a close (see [`Engine::goodbye_until`]).
 pub const GOODBYE: Duration = Duration::from_secs(5);
@@ -69,6 +70,8 @@ pub struct Engine {
     established: bool,
     /// This engine's registration for the socket's close (while it has no pipes).
     close_token: u64,
+    /// An authentication request waiting for the ZAP handler's reply.
+    zap: Option<ZapExchange>,
 }
 
 impl Drop for Engine {
@@ -89,7 +92,10 @@ impl Engine {
         now: Instant,
     ) -> Result<Self, Error> {
         let mut config = core.options().zmtp_config(core.socket_type());
-        config.as_server = as_server;
+        if matches!(config.mechanism, omq_zmtp::Mechanism::Null) {
+            // NULL has no roles; the accepting side is its "server" in the greeting.
+            config.as_server = as_server;
+        }
         let conn = Connection::new(config, now).map_err(|_| Error::NotSupported)?;
         Ok(Self {
             close_token: core.close_token(),
@@ -102,6 +108,7 @@ impl Engine {
             closing: None,
             drained: false,
             established: false,
+            zap: None,
         })
     }
 
@@ -158,6 +165,7 @@ impl Engine {
                 Event::Message(m) => self.deliver(m),
                 Event::Subscribe(t) => self.subscription(true, &t),
                 Event::Cancel(t) => self.subscription(false, &t),
+                Event::Authenticate(request) => self.authenticate(now, request)?,
                 _ => {}
             }
         }
@@ -165,6 +173,59 @@ impl Engine {
             p.inbound.publish();
         }
         Ok(())
+    }
+
+    /// Asks the socket's authenticator, else the ZAP handler, else applies libzmq's rules for a
+    /// missing handler (see [`zap`]).
+    fn authenticate(&mut self, now: Instant, request: AuthRequest) -> Result<(), EngineError> {
+        let options = self.core.options();
+        let request = ZapRequest {
+            domain: options.zap_domain.clone(),
+            address: zap::peer_address(&self.endpoint),
+            identity: options.routing_id.clone().unwrap_or_default(),
+            mechanism: request.mechanism,
+            credentials: request.credentials,
+        };
+        if let Some(handler) = &options.authenticator {
+            let reply = handler.authenticate(&request);
+            self.conn.authenticate(now, &reply)?;
+            return Ok(());
+        }
+        static REQUEST_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = REQUEST_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(exchange) = ZapExchange::start(&request, id) {
+            self.zap = Some(exchange);
+            return Ok(());
+        }
+        if request.mechanism == "PLAIN" {
+            return Err(EngineError::Refused(
+                "PLAIN server without a ZAP handler to check passwords",
+            ));
+        }
+        if options.zap_enforce_domain {
+            return Err(EngineError::Refused(
+                "no ZAP handler and zap_enforce_domain is set",
+            ));
+        }
+        self.conn.authenticate(now, &AuthReply::accept(""))?;
+        Ok(())
+    }
+
+    /// Acts on the ZAP handler's reply once it is in.
+    fn poll_zap(&mut self, cx: &mut Context<'_>, now: Instant) -> Result<(), EngineError> {
+        let Some(exchange) = &mut self.zap else {
+            return Ok(());
+        };
+        let Poll::Ready(reply) = exchange.poll_reply(cx) else {
+            return Ok(());
+        };
+        self.zap = None;
+        match reply {
+            Ok(reply) => self.conn.authenticate(now, &reply)?,
+            Err(ZapFailure::Malformed) => return Err(EngineError::Refused("malformed ZAP reply")),
+            Err(ZapFailure::Gone) => return Err(EngineError::Refused("the ZAP handler went away")),
+        }
+        self.process_events(now)
     }
 
     fn on_established(&mut self, now: Instant) -> Result<(), EngineError> {
@@ -214,6 +275,14 @@ impl Engine {
         self.core.emit(MonitorEvent::HandshakeSucceeded {
             endpoint: self.endpoint.clone(),
         });
+        if let Some(peer) = self.conn.peer() {
+            if peer.auth != omq_zmtp::PeerAuth::default() {
+                self.core.emit(MonitorEvent::PeerAuthenticated {
+                    endpoint: self.endpoint.clone(),
+                    auth: peer.auth.clone(),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -297,6 +366,11 @@ impl Engine {
         now: Instant,
         out: &mut WriteBuf,
     ) -> Poll<Result<(), EngineError>> {
+        if let Err(e) = self.poll_zap(cx, now) {
+            // A refusal's ERROR command goes out before the connection ends.
+            self.conn.poll_transmit(out);
+            return Poll::Ready(Err(e));
+        }
         self.conn.poll_transmit(out);
         if self.conn.error().is_some() {
             // Only the codec's own farewell (an ERROR command) goes out; queued messages stay

@@ -62,6 +62,14 @@ pub fn bind(core: &Arc<Core>, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether a live socket is bound to the inproc `name`.
+pub fn is_bound(name: &str) -> bool {
+    let reg = registry().lock().unwrap_or_else(PoisonError::into_inner);
+    reg.get(name)
+        .and_then(|slot| slot.bound.as_ref())
+        .is_some_and(|w| w.strong_count() > 0)
+}
+
 /// Removes the binding of `name` if `core` holds it. Established pipes stay.
 pub fn unbind(core: &Arc<Core>, name: &str) -> bool {
     let mut reg = registry().lock().unwrap_or_else(PoisonError::into_inner);

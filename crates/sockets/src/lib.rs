@@ -54,6 +54,7 @@ pub mod net;
 mod options;
 mod trie;
 mod wait;
+pub mod zap;
 
 pub use crate::base::{Bind, Connect, SocketBase};
 pub use crate::core::{Core, PeerCommand, PeerId, PeerPipes};
@@ -64,3 +65,4 @@ pub use lifecycle::{Connector, EndpointCtl, EndpointState, Endpoints, Step};
 pub use monitor::{Monitor, MonitorEvent};
 pub use options::{OptionError, Options, ReconnectStop, TcpKeepalive};
 pub use trie::SubscriptionTrie;
+pub use zap::{AuthHandler, Authenticator, ZAP_ENDPOINT, ZapRequest};

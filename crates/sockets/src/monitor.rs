@@ -52,6 +52,14 @@ pub enum MonitorEvent {
         /// The endpoint.
         endpoint: String,
     },
+    /// The peer authenticated (after [`HandshakeSucceeded`](Self::HandshakeSucceeded), for
+    /// PLAIN and CURVE connections and NULL ones checked by ZAP): who it is.
+    PeerAuthenticated {
+        /// The endpoint.
+        endpoint: String,
+        /// The PLAIN user name, the CURVE public key, and the ZAP reply's user id and metadata.
+        auth: omq_zmtp::PeerAuth,
+    },
     /// The ZMTP handshake failed; the connection is closed.
     HandshakeFailed {
         /// The endpoint.

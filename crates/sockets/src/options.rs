@@ -21,11 +21,22 @@
 //! | `immediate` | ZMQ_IMMEDIATE | off |
 //! | `ipv6` | ZMQ_IPV6 | off |
 //! | `backlog` | ZMQ_BACKLOG | 100 |
+//! | `plain_server`, `plain_username`, `plain_password` | ZMQ_PLAIN_SERVER, _USERNAME, _PASSWORD | off |
+//! | `curve_server`, `curve_public_key`, `curve_secret_key`, `curve_server_key` | ZMQ_CURVE_SERVER, _PUBLICKEY, _SECRETKEY, _SERVERKEY | off |
+//! | `zap_domain`, `zap_enforce_domain` | ZMQ_ZAP_DOMAIN, ZMQ_ZAP_ENFORCE_DOMAIN | empty, off |
+//! | `authenticator` | (none: a Rust alternative to a ZAP handler socket) | `None` |
+//!
+//! The mechanism follows from the security options as in libzmq: `curve_server` makes a CURVE
+//! server, a `curve_server_key` a CURVE client, `plain_server` a PLAIN server, a
+//! `plain_username` a PLAIN client, and nothing NULL. The mechanism's server role is independent
+//! of which side binds.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use omq_zmtp::SocketType;
+use omq_zmtp::{CurveConfig, CurveKeyPair, CurvePublicKey, CurveSecretKey, Mechanism, SocketType};
+
+use crate::zap::AuthHandler;
 
 /// An option value the socket cannot use.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -54,6 +65,9 @@ pub enum OptionError {
     /// A high-water mark above [`Options::MAX_HWM`] (pipes are allocated up front).
     #[error("high-water mark {0} is above the maximum of {max}", max = Options::MAX_HWM)]
     HwmTooLarge(usize),
+    /// The security options do not make a usable mechanism.
+    #[error("invalid security options: {0}")]
+    Security(&'static str),
 }
 
 /// What ends a connecting socket's reconnect attempts (ZMQ_RECONNECT_STOP).
@@ -150,6 +164,31 @@ pub struct Options {
     pub ipv6: bool,
     /// Listen backlog.
     pub backlog: u32,
+    /// Be the PLAIN server: check the user name and password of connecting clients (through
+    /// the ZAP handler, which PLAIN requires).
+    pub plain_server: bool,
+    /// Be a PLAIN client with this user name (at most 255 bytes).
+    pub plain_username: Option<Bytes>,
+    /// The PLAIN client's password (at most 255 bytes).
+    pub plain_password: Option<Bytes>,
+    /// Be the CURVE server (needs `curve_secret_key`).
+    pub curve_server: bool,
+    /// Our long-term CURVE public key. Derived from `curve_secret_key` when unset; when set it
+    /// must match.
+    pub curve_public_key: Option<CurvePublicKey>,
+    /// Our long-term CURVE secret key.
+    pub curve_secret_key: Option<CurveSecretKey>,
+    /// The server's public key: setting it makes this socket a CURVE client.
+    pub curve_server_key: Option<CurvePublicKey>,
+    /// The ZAP domain sent with authentication requests. Setting it also makes NULL
+    /// connections ask the ZAP handler, as in libzmq.
+    pub zap_domain: Bytes,
+    /// Fail the handshake when authentication is asked for and no handler answers (libzmq's
+    /// ZMQ_ZAP_ENFORCE_DOMAIN); otherwise CURVE and NULL accept every peer without a handler.
+    pub zap_enforce_domain: bool,
+    /// Authenticates peers with a Rust function instead of a ZAP handler socket. Takes
+    /// precedence over a handler bound at `inproc://zeromq.zap.01`.
+    pub authenticator: Option<AuthHandler>,
 }
 
 impl Default for Options {
@@ -176,6 +215,16 @@ impl Default for Options {
             immediate: false,
             ipv6: false,
             backlog: 100,
+            plain_server: false,
+            plain_username: None,
+            plain_password: None,
+            curve_server: false,
+            curve_public_key: None,
+            curve_secret_key: None,
+            curve_server_key: None,
+            zap_domain: Bytes::new(),
+            zap_enforce_domain: false,
+            authenticator: None,
         }
     }
 }
@@ -251,7 +300,58 @@ impl Options {
         only_for(self.xpub_verbose, "xpub_verbose", &xpub)?;
         only_for(self.xpub_verboser, "xpub_verboser", &xpub)?;
         only_for(self.xpub_nodrop, "xpub_nodrop", &xpub)?;
-        Ok(())
+        self.mechanism().map(|_| ())
+    }
+
+    /// The mechanism the security options select, and whether we take its server role
+    /// (`None` for NULL, where the role follows the connection's direction).
+    pub fn mechanism(&self) -> Result<(Mechanism, Option<bool>), OptionError> {
+        let long = |b: &Option<Bytes>| b.as_ref().is_some_and(|b| b.len() > 255);
+        if long(&self.plain_username) || long(&self.plain_password) {
+            return Err(OptionError::Security(
+                "PLAIN user name and password are at most 255 bytes",
+            ));
+        }
+        if self.zap_domain.len() > 255 {
+            return Err(OptionError::Security("zap_domain is at most 255 bytes"));
+        }
+        if self.curve_server || self.curve_server_key.is_some() {
+            let secret = self
+                .curve_secret_key
+                .clone()
+                .ok_or(OptionError::Security("CURVE needs curve_secret_key"))?;
+            let keys = CurveKeyPair::from_secret(secret);
+            if self.curve_public_key.is_some_and(|k| k != keys.public) {
+                return Err(OptionError::Security(
+                    "curve_public_key does not belong to curve_secret_key",
+                ));
+            }
+            let config = if self.curve_server {
+                CurveConfig::server(keys)
+            } else {
+                CurveConfig::client(keys, self.curve_server_key.expect("checked"))
+            };
+            return Ok((Mechanism::Curve(config), Some(self.curve_server)));
+        }
+        if self.plain_server {
+            return Ok((
+                Mechanism::Plain {
+                    username: Bytes::new(),
+                    password: Bytes::new(),
+                },
+                Some(true),
+            ));
+        }
+        if let Some(username) = &self.plain_username {
+            return Ok((
+                Mechanism::Plain {
+                    username: username.clone(),
+                    password: self.plain_password.clone().unwrap_or_default(),
+                },
+                Some(false),
+            ));
+        }
+        Ok((Mechanism::Null, None))
     }
 
     /// The ZMTP connection configuration these options imply for a socket of type
@@ -266,6 +366,14 @@ impl Options {
         c.heartbeat_ttl = self.heartbeat_ttl;
         c.heartbeat_timeout = self.heartbeat_timeout;
         c.limits.max_message_size = self.max_message_size;
+        if let Ok((mechanism, as_server)) = self.mechanism() {
+            c.authenticate = match &mechanism {
+                Mechanism::Null => !self.zap_domain.is_empty(),
+                _ => as_server == Some(true),
+            };
+            c.as_server = as_server.unwrap_or(false);
+            c.mechanism = mechanism;
+        }
         c
     }
 }

@@ -447,3 +447,31 @@ fn mechanisms_must_match() {
         Some(Error::Protocol(ProtocolError::MechanismMismatch { .. }))
     ));
 }
+
+#[test]
+fn plain_client_reports_the_servers_error() {
+    let mut conn = Connection::new(plain(SocketType::Push, false, false), Instant::now()).unwrap();
+    let mut input = Greeting::new(b"PLAIN", true).encode().to_vec();
+    input.extend_from_slice(b"\x04\x0a\x05ERROR\x03400");
+    assert_eq!(
+        conn.handle_input(Instant::now(), &input),
+        Err(Error::Refused {
+            reason: "400".into()
+        })
+    );
+}
+
+/// libzmq 4.3 drops the name-length byte of the ERROR it sends for a ZAP refusal (captured from
+/// pyzmq's libzmq 4.3.5): it still means a refusal with the status code.
+#[test]
+fn libzmqs_malformed_zap_error_is_read_as_a_refusal() {
+    let mut conn = Connection::new(plain(SocketType::Push, false, false), Instant::now()).unwrap();
+    let mut input = Greeting::new(b"PLAIN", true).encode().to_vec();
+    input.extend_from_slice(b"\x04\x09^RROR\x03400");
+    assert_eq!(
+        conn.handle_input(Instant::now(), &input),
+        Err(Error::Refused {
+            reason: "400".into()
+        })
+    );
+}

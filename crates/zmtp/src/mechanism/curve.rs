@@ -25,8 +25,8 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 
 use super::plain::unexpected;
 use super::{
-    AuthRequest, CurveConfig, LocalInfo, PeerAuth, Step, done, encode_properties, properties_len,
-    refused,
+    AuthRequest, CurveConfig, LocalInfo, PeerAuth, Step, done, encode_properties, peer_error,
+    properties_len,
 };
 use crate::command::encode_command_header;
 use crate::error::{Error, ProtocolError};
@@ -221,14 +221,8 @@ impl CurveHandshake {
         out: &mut Vec<u8>,
     ) -> Result<Step, Error> {
         if !local.as_server {
-            if let Some(reason) = body.strip_prefix(b"\x05ERROR") {
-                let (&len, text) = reason
-                    .split_first()
-                    .ok_or(ProtocolError::MalformedCommandBody("ERROR"))?;
-                if text.len() != usize::from(len) {
-                    return Err(ProtocolError::MalformedCommandBody("ERROR").into());
-                }
-                return Err(refused(text));
+            if let Some(error) = peer_error(body) {
+                return Err(error);
             }
         }
         match self.state {

@@ -279,6 +279,9 @@ impl NullHandshake {
     }
 
     fn handle_command(&mut self, body: &[u8]) -> Result<Step, Error> {
+        if let Some(error) = peer_error(body) {
+            return Err(error);
+        }
         match Command::parse(body)? {
             Command::Ready(data) if self.peer.is_none() => {
                 let metadata = Metadata::parse(&data)?;
@@ -311,6 +314,21 @@ pub(crate) fn done(metadata: Metadata, cipher: Option<CurveCipher>, auth: PeerAu
         cipher,
         auth,
     }))
+}
+
+/// The error an ERROR command from the peer stands for, if `body` is one.
+///
+/// libzmq 4.3 sends the ERROR of a ZAP refusal malformed: the name-length byte is missing and
+/// the `E` reads `^` (`\x04\x09^RROR\x03400` on the wire). libzmq's own clients then fail with
+/// a protocol error; we read it as the refusal it means.
+pub(crate) fn peer_error(body: &[u8]) -> Option<Error> {
+    let reason = body
+        .strip_prefix(b"\x05ERROR")
+        .or_else(|| body.strip_prefix(b"^RROR"))?;
+    Some(match reason.split_first() {
+        Some((&len, text)) if text.len() == usize::from(len) => refused(text),
+        _ => ProtocolError::MalformedCommandBody("ERROR").into(),
+    })
 }
 
 /// The error for an ERROR command from the peer.

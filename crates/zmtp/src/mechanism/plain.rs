@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::{
-    AuthRequest, LocalInfo, PeerAuth, Step, done, encode_properties, properties_len, refused,
+    AuthRequest, LocalInfo, PeerAuth, Step, done, encode_properties, peer_error, properties_len,
 };
 use crate::command::encode_command_header;
 use crate::error::{Error, ProtocolError};
@@ -35,7 +35,6 @@ const HELLO: &[u8] = b"\x05HELLO";
 const WELCOME: &[u8] = b"\x07WELCOME";
 const INITIATE: &[u8] = b"\x08INITIATE";
 const READY: &[u8] = b"\x05READY";
-const ERROR: &[u8] = b"\x05ERROR";
 
 impl PlainHandshake {
     pub(crate) fn new(as_server: bool, username: Bytes, password: Bytes) -> Self {
@@ -73,15 +72,9 @@ impl PlainHandshake {
         local: &LocalInfo<'_>,
         out: &mut Vec<u8>,
     ) -> Result<Step, Error> {
-        if let Some(reason) = body.strip_prefix(ERROR) {
-            if !local.as_server {
-                let (&len, text) = reason
-                    .split_first()
-                    .ok_or(ProtocolError::MalformedCommandBody("ERROR"))?;
-                if text.len() != usize::from(len) {
-                    return Err(ProtocolError::MalformedCommandBody("ERROR").into());
-                }
-                return Err(refused(text));
+        if !local.as_server {
+            if let Some(error) = peer_error(body) {
+                return Err(error);
             }
         }
         match self.state {
