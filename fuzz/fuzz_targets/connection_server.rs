@@ -6,4 +6,4 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../src/connection.rs"]
 mod connection;
 
-fuzz_target!(|data: &[u8]| connection::run(data, true));
+fuzz_target!(|data: &[u8]| connection::run_with(data, true, connection::Security::Null));

@@ -5,9 +5,20 @@
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use omq_zmtp::{Config, Connection, Event, SocketType, WriteBuf};
+use omq_zmtp::{
+    AuthReply, Config, Connection, CurveConfig, CurveKeyPair, CurveSecretKey, Event, Mechanism,
+    SocketType, WriteBuf,
+};
 
-pub(crate) fn run(data: &[u8], as_server: bool) {
+/// The security mechanism a target runs.
+#[derive(Clone, Copy)]
+pub(crate) enum Security {
+    Null,
+    Plain,
+    Curve,
+}
+
+pub(crate) fn run_with(data: &[u8], as_server: bool, security: Security) {
     let Some((&knobs, data)) = data.split_first() else {
         return;
     };
@@ -18,9 +29,28 @@ pub(crate) fn run(data: &[u8], as_server: bool) {
     config.heartbeat_ttl = Some(Duration::from_millis(500));
     config.limits.max_parts = 64;
     config.limits.max_message_size = Some(1 << 20);
+    let keys = || CurveKeyPair::from_secret(CurveSecretKey::from_bytes([7; 32]));
+    match security {
+        Security::Null => {}
+        Security::Plain => {
+            config.mechanism = Mechanism::Plain {
+                username: "admin".into(),
+                password: "secret".into(),
+            };
+            config.authenticate = as_server;
+        }
+        Security::Curve => {
+            config.mechanism = Mechanism::Curve(if as_server {
+                CurveConfig::server(keys())
+            } else {
+                CurveConfig::client(keys(), keys().public)
+            });
+            config.authenticate = as_server;
+        }
+    }
     let start = Instant::now();
     let mut now = start;
-    let mut conn = Connection::new(config, now).expect("valid config");
+    let mut conn = Connection::with_seed(config, now, [knobs; 32]).expect("valid config");
     let zero_copy = knobs & 0x80 != 0;
     let step = usize::from(knobs >> 5 & 3) * 7 + 1;
 
@@ -37,10 +67,21 @@ pub(crate) fn run(data: &[u8], as_server: bool) {
                 let _ = pending.split_to(n);
             })
         };
+        let mut accept = false;
         while let Some(event) = conn.poll_event() {
-            if let Event::Message(m) = event {
-                consumed_payload += m.size();
+            match event {
+                Event::Message(m) => consumed_payload += m.size(),
+                Event::Authenticate(_) => accept = true,
+                _ => {}
             }
+        }
+        if accept {
+            let reply = if knobs & 0x10 == 0 {
+                AuthReply::accept("user")
+            } else {
+                AuthReply::deny(400, "no")
+            };
+            let _ = conn.authenticate(now, &reply);
         }
         conn.poll_transmit(&mut out);
         out.clear();

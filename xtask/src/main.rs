@@ -21,6 +21,10 @@ const FUZZ_TARGETS: &[(&str, &str)] = &[
     ("frames", "frames"),
     ("connection_server", "connection"),
     ("connection_client", "connection"),
+    ("plain_server", "plain_server"),
+    ("plain_client", "plain_client"),
+    ("curve_server", "curve"),
+    ("curve_client", "curve"),
 ];
 
 /// The command the README gives for running the tests.
