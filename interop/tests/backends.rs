@@ -114,6 +114,17 @@ macro_rules! play {
 /// One case: the compio side is `(type, role)`, the tokio side likewise; `compio_binds` picks
 /// who binds.
 fn case(transport: &str, compio_binds: bool, c: (SocketType, Role), t: (SocketType, Role)) {
+    case_with(transport, compio_binds, c, t, (opts(), opts()));
+}
+
+/// [`case`] with the options of each side (compio's, tokio's).
+fn case_with(
+    transport: &str,
+    compio_binds: bool,
+    c: (SocketType, Role),
+    t: (SocketType, Role),
+    (c_opts, t_opts): (Options, Options),
+) {
     let (ep_tx, ep_rx) = mpsc::channel::<String>();
     let (back_tx, back_rx) = mpsc::channel::<String>();
     // The subscriber tells the publisher that messages get through.
@@ -124,7 +135,7 @@ fn case(transport: &str, compio_binds: bool, c: (SocketType, Role), t: (SocketTy
         compio::runtime::Runtime::new()
             .unwrap()
             .block_on(async move {
-                let s = omq_compio::Socket::new(c.0, opts()).unwrap();
+                let s = omq_compio::Socket::new(c.0, c_opts).unwrap();
                 if c.0 == SocketType::Sub {
                     s.subscribe("").unwrap();
                 }
@@ -151,7 +162,7 @@ fn case(transport: &str, compio_binds: bool, c: (SocketType, Role), t: (SocketTy
         .build()
         .unwrap();
     rt.block_on(async move {
-        let s = omq_tokio::Socket::new(t.0, opts()).unwrap();
+        let s = omq_tokio::Socket::new(t.0, t_opts).unwrap();
         let mut mon = s.monitor();
         if t.0 == SocketType::Sub {
             s.subscribe("").unwrap();
@@ -281,6 +292,35 @@ fn pair_across_backends() {
             cb,
             (SocketType::Pair, Role::Sink),
             (SocketType::Pair, Role::Source),
+        );
+    });
+}
+
+/// CURVE between the backends, each as server and as client, whichever side binds.
+#[test]
+fn curve_across_backends() {
+    let server = omq_tokio::CurveKeyPair::generate().unwrap();
+    let client = omq_tokio::CurveKeyPair::generate().unwrap();
+    let mut as_server = opts();
+    as_server.curve_server = true;
+    as_server.curve_secret_key = Some(server.secret.clone());
+    let mut as_client = opts();
+    as_client.curve_secret_key = Some(client.secret.clone());
+    as_client.curve_server_key = Some(server.public);
+    each(|tr, cb| {
+        case_with(
+            tr,
+            cb,
+            (SocketType::Push, Role::Source),
+            (SocketType::Pull, Role::Sink),
+            (as_client.clone(), as_server.clone()),
+        );
+        case_with(
+            tr,
+            cb,
+            (SocketType::Rep, Role::Echo),
+            (SocketType::Req, Role::Ask),
+            (as_server.clone(), as_client.clone()),
         );
     });
 }
