@@ -165,6 +165,42 @@ async fn recv_all(s: &Socket) {
     }
 }
 
+/// An omq REP at the ZAP endpoint answering with `decide(request frames)` (the status code) and
+/// the user id "admin-id", as a libzmq handler would. Stop it with [`ZapHandler::stop`].
+struct ZapHandler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ZapHandler {
+    async fn start(decide: fn(&[&[u8]]) -> &'static [u8]) -> Self {
+        let handler = Socket::new(SocketType::Rep, Options::default()).unwrap();
+        handler.bind(ZAP_ENDPOINT).await.unwrap();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            loop {
+                let req = tokio::select! {
+                    req = handler.recv() => req.unwrap(),
+                    _ = &mut stopped => break,
+                };
+                let f: Vec<&[u8]> = req.iter().map(|f| f.as_slice()).collect();
+                // RFC 27: version, request id, domain, address, identity, mechanism, credentials.
+                assert_eq!(f[0], b"1.0");
+                let reply = Message::from_iter([f[0], f[1], decide(&f), b"", b"admin-id", b""]);
+                handler.send(reply).await.unwrap();
+            }
+            // Closing unbinds the ZAP endpoint before the next test looks for a handler.
+            handler.close().await;
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_client_to_libzmq_server_with_a_libzmq_zap_handler() {
     for transport in ["tcp", "ipc"] {
@@ -220,25 +256,14 @@ async fn libzmq_zap_handler_refuses_a_wrong_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libzmq_plain_client_to_an_omq_zap_handler_socket() {
     let _zap = ZAP_SOCKET.lock().await;
-    // An omq REP at the ZAP endpoint, answering as a libzmq handler would.
-    let handler = Socket::new(SocketType::Rep, Options::default()).unwrap();
-    handler.bind(ZAP_ENDPOINT).await.unwrap();
-    let serve = tokio::spawn(async move {
-        loop {
-            let Ok(req) = handler.recv().await else {
-                return;
-            };
-            let f: Vec<&[u8]> = req.iter().map(|f| f.as_slice()).collect();
-            // RFC 27: version, request id, domain, address, identity, mechanism, credentials.
-            assert_eq!(f[0], b"1.0");
-            let ok = f[5] == b"PLAIN" && f[6] == b"admin" && f[7] == b"secret";
-            let status: &[u8] = if ok { b"200" } else { b"400" };
-            let reply = Message::from_iter([f[0], f[1], status, b"", b"admin-id", b""]);
-            if handler.send(reply).await.is_err() {
-                return;
-            }
+    let handler = ZapHandler::start(|f| {
+        if f[5] == b"PLAIN" && f[6] == b"admin" && f[7] == b"secret" {
+            b"200"
+        } else {
+            b"400"
         }
-    });
+    })
+    .await;
     for transport in ["tcp", "ipc"] {
         let mut o = options();
         o.plain_server = true;
@@ -286,7 +311,7 @@ async fn libzmq_plain_client_to_an_omq_zap_handler_socket() {
         wait_for(&mut mon, failed_with("400")).await;
         pull.close().await;
     }
-    serve.abort();
+    handler.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -535,4 +560,55 @@ async fn curve_refusals_against_libzmq() {
         matches!(e, MonitorEvent::HandshakeFailed { .. })
     })
     .await;
+}
+
+/// NULL asks the ZAP handler once `zap_domain` is set (and sends the domain); without a handler,
+/// `zap_enforce_domain` refuses what CURVE would otherwise accept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zap_domain_and_enforcement_between_omq_sockets() {
+    let _zap = ZAP_SOCKET.lock().await;
+    // Only the "trusted" domain gets in.
+    let handler = ZapHandler::start(|f| {
+        if f[2] == b"trusted" && f[5] == b"NULL" {
+            b"200"
+        } else {
+            b"400"
+        }
+    })
+    .await;
+    for (domain, admitted) in [("trusted", true), ("other", false)] {
+        let mut o = options();
+        o.zap_domain = Bytes::from_static(domain.as_bytes());
+        let pull = Socket::new(SocketType::Pull, o).unwrap();
+        let mut mon = pull.monitor();
+        let ep = pull.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+        let push = Socket::new(SocketType::Push, options()).unwrap();
+        push.connect(&ep).await.unwrap();
+        if admitted {
+            push.send(nth(0)).await.unwrap();
+            let m = tokio::time::timeout(WAIT, pull.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(m, nth(0));
+        } else {
+            wait_for(&mut mon, failed_with("400")).await;
+        }
+    }
+    handler.stop().await;
+
+    let server = CurveKeyPair::generate().unwrap();
+    let mut o = options();
+    o.curve_server = true;
+    o.curve_secret_key = Some(server.secret.clone());
+    o.zap_enforce_domain = true;
+    let pull = Socket::new(SocketType::Pull, o).unwrap();
+    let mut mon = pull.monitor();
+    let ep = pull.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let mut c = options();
+    c.curve_secret_key = Some(CurveKeyPair::generate().unwrap().secret);
+    c.curve_server_key = Some(server.public);
+    let push = Socket::new(SocketType::Push, c).unwrap();
+    push.connect(&ep).await.unwrap();
+    wait_for(&mut mon, failed_with("zap_enforce_domain")).await;
 }
