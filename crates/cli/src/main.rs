@@ -6,13 +6,19 @@
 //! omq rep --bind ipc:///tmp/svc --echo
 //! omq req --connect ipc:///tmp/svc --data ping
 //! omq sub --connect tcp://localhost:5556 --subscribe weather. --format json
+//! omq keygen
+//! omq pull --bind tcp://*:5555 --curve-server --curve-secret <SECRET>
+//! omq push --connect tcp://host:5555 --curve-serverkey <SERVER PUBLIC> --data hi
 //! ```
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use omq_tokio::{Message, MonitorEvent, Options, Socket, SocketType};
+use omq_tokio::{
+    AuthHandler, AuthReply, CurveKeyPair, CurvePublicKey, CurveSecretKey, Message, MonitorEvent,
+    Options, Socket, SocketType, ZapRequest,
+};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 mod format;
@@ -33,6 +39,8 @@ enum Kind {
     Pair,
     Xpub,
     Xsub,
+    /// Not a socket: print a new CURVE key pair (Z85 `public` and `secret` lines).
+    Keygen,
 }
 
 impl Kind {
@@ -49,15 +57,16 @@ impl Kind {
             Self::Pair => SocketType::Pair,
             Self::Xpub => SocketType::XPub,
             Self::Xsub => SocketType::XSub,
+            Self::Keygen => unreachable!("keygen is not a socket"),
         }
     }
 
     fn sends(self) -> bool {
-        !matches!(self, Self::Pull | Self::Sub | Self::Rep)
+        !matches!(self, Self::Pull | Self::Sub | Self::Rep | Self::Keygen)
     }
 
     fn receives(self) -> bool {
-        !matches!(self, Self::Push | Self::Pub)
+        !matches!(self, Self::Push | Self::Pub | Self::Keygen)
     }
 }
 
@@ -80,7 +89,13 @@ enum Backend {
         echo hello | omq push --connect tcp://localhost:5555\n  \
         omq rep --bind ipc:///tmp/svc --echo\n  \
         omq req --connect ipc:///tmp/svc --data ping\n  \
-        omq sub --connect tcp://localhost:5556 --subscribe weather. --format json"
+        omq sub --connect tcp://localhost:5556 --subscribe weather. --format json\n\n\
+        Security:\n  \
+        omq keygen\n  \
+        omq pull --bind tcp://*:5555 --curve-server --curve-secret SECRET [--curve-allow KEY]\n  \
+        omq push --connect tcp://host:5555 --curve-serverkey SERVER_PUBLIC --data hi\n  \
+        omq rep --bind tcp://*:5557 --plain-server --plain-user admin --plain-pass secret\n  \
+        omq req --connect tcp://host:5557 --plain-user admin --plain-pass secret --data ping"
 )]
 struct Args {
     /// The socket type.
@@ -146,6 +161,31 @@ struct Args {
     /// Print monitor events to stderr, one line each.
     #[arg(long)]
     monitor: bool,
+    /// PLAIN: the user name (client), or the only user accepted (with --plain-server).
+    #[arg(long, value_name = "USER")]
+    plain_user: Option<String>,
+    /// PLAIN: the password (client), or the only password accepted (with --plain-server).
+    #[arg(long, value_name = "PASS")]
+    plain_pass: Option<String>,
+    /// Be the PLAIN server (without --plain-user, every user is accepted and reported with
+    /// --monitor).
+    #[arg(long)]
+    plain_server: bool,
+    /// Be the CURVE server (needs --curve-secret).
+    #[arg(long)]
+    curve_server: bool,
+    /// Our CURVE secret key (40 Z85 characters). A client without one uses a fresh key pair.
+    #[arg(long, value_name = "KEY")]
+    curve_secret: Option<String>,
+    /// Our CURVE public key (checked against --curve-secret).
+    #[arg(long, value_name = "KEY")]
+    curve_public: Option<String>,
+    /// The CURVE server's public key: be a CURVE client.
+    #[arg(long, value_name = "KEY")]
+    curve_serverkey: Option<String>,
+    /// CURVE server: accept only this client public key (repeatable; default: any client).
+    #[arg(long, value_name = "KEY")]
+    curve_allow: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -168,7 +208,7 @@ fn fail(msg: String) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn options(args: &Args) -> Options {
+fn options(args: &Args) -> Result<Options, String> {
     let ms = Duration::from_millis;
     let mut o = Options::default();
     if let Some(h) = args.hwm {
@@ -182,17 +222,94 @@ fn options(args: &Args) -> Options {
     if let Some(r) = args.reconnect_ivl {
         o.reconnect_interval = Some(ms(r));
     }
-    o
+    security(args, &mut o)?;
+    Ok(o)
+}
+
+/// The PLAIN and CURVE options, and an authenticator for the server roles.
+fn security(args: &Args, o: &mut Options) -> Result<(), String> {
+    let key = |flag: &str, text: &str| format!("{flag}: {text}");
+    if let Some(k) = &args.curve_secret {
+        o.curve_secret_key = Some(
+            CurveSecretKey::parse(k.as_bytes())
+                .map_err(|e| key("--curve-secret", &e.to_string()))?,
+        );
+    }
+    if let Some(k) = &args.curve_public {
+        o.curve_public_key = Some(
+            CurvePublicKey::parse(k.as_bytes())
+                .map_err(|e| key("--curve-public", &e.to_string()))?,
+        );
+    }
+    if let Some(k) = &args.curve_serverkey {
+        o.curve_server_key = Some(
+            CurvePublicKey::parse(k.as_bytes())
+                .map_err(|e| key("--curve-serverkey", &e.to_string()))?,
+        );
+        if o.curve_secret_key.is_none() {
+            let pair = CurveKeyPair::generate().map_err(|e| e.to_string())?;
+            o.curve_secret_key = Some(pair.secret);
+        }
+    }
+    o.curve_server = args.curve_server;
+    if args.curve_server {
+        let allowed = args
+            .curve_allow
+            .iter()
+            .map(|k| {
+                CurvePublicKey::parse(k.as_bytes())
+                    .map_err(|e| key("--curve-allow", &e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        o.authenticator = Some(AuthHandler::new(move |r: &ZapRequest| {
+            let known = r.credentials.first().is_some_and(|c| {
+                allowed.is_empty() || allowed.iter().any(|k| k.as_bytes()[..] == c[..])
+            });
+            if known {
+                AuthReply::accept("")
+            } else {
+                AuthReply::deny(400, "unknown client key")
+            }
+        }));
+    }
+    if args.plain_server {
+        o.plain_server = true;
+        let user = args.plain_user.clone();
+        let pass = args.plain_pass.clone();
+        o.authenticator = Some(AuthHandler::new(move |r: &ZapRequest| {
+            let matches = |want: &Option<String>, got: Option<&bytes::Bytes>| {
+                want.as_ref()
+                    .is_none_or(|w| got.is_some_and(|g| g[..] == *w.as_bytes()))
+            };
+            if matches(&user, r.credentials.first()) && matches(&pass, r.credentials.get(1)) {
+                let user_id = r.credentials.first().cloned().unwrap_or_default();
+                AuthReply::accept(user_id)
+            } else {
+                AuthReply::deny(400, "wrong user name or password")
+            }
+        }));
+    } else if let Some(user) = &args.plain_user {
+        o.plain_username = Some(user.clone().into());
+        o.plain_password = Some(args.plain_pass.clone().unwrap_or_default().into());
+    }
+    Ok(())
 }
 
 async fn run(args: Args) -> Result<ExitCode, String> {
+    if args.kind == Kind::Keygen {
+        let pair = CurveKeyPair::generate().map_err(|e| e.to_string())?;
+        println!("public {}", pair.public.to_z85());
+        println!("secret {}", pair.secret.to_z85());
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.backend == Backend::Compio {
         return Err("--backend compio is not available in this build yet".into());
     }
     if args.bind.is_empty() && args.connect.is_empty() {
         return Err("give at least one --bind or --connect endpoint".into());
     }
-    let socket = Socket::new(args.kind.socket_type(), options(&args)).map_err(|e| e.to_string())?;
+    let socket =
+        Socket::new(args.kind.socket_type(), options(&args)?).map_err(|e| e.to_string())?;
     if args.monitor {
         let mut mon = socket.monitor();
         tokio::spawn(async move {
