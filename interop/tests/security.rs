@@ -155,14 +155,20 @@ async fn send_all(s: &Socket) {
     }
 }
 
-async fn recv_all(s: &Socket) {
+/// Receives the `N` messages with their sender's authentication, which must be `user_id`'s.
+async fn recv_all_from(s: &Socket, user_id: &[u8]) -> omq_tokio::PeerAuth {
+    let mut auth = None;
     for i in 0..N {
-        let m = tokio::time::timeout(WAIT, s.recv())
+        let (m, peer) = tokio::time::timeout(WAIT, s.recv_with_peer())
             .await
             .expect("recv in time")
             .unwrap();
         assert_eq!(m, nth(i));
+        let peer = peer.expect("a ZMTP peer");
+        assert_eq!(peer.auth.user_id.as_deref(), Some(user_id));
+        auth = Some(peer.auth.clone());
     }
+    auth.unwrap()
 }
 
 /// An omq REP at the ZAP endpoint answering with `decide(request frames)` (the status code) and
@@ -285,7 +291,8 @@ async fn libzmq_plain_client_to_an_omq_zap_handler_socket() {
             &N.to_string(),
             "--heartbeat",
         ]);
-        recv_all(&pull).await;
+        let auth = recv_all_from(&pull, b"admin-id").await;
+        assert_eq!(auth.plain_username.as_deref(), Some(&b"admin"[..]));
         let ev = wait_for(&mut mon, |e| {
             matches!(e, MonitorEvent::PeerAuthenticated { .. })
         })
@@ -400,7 +407,8 @@ async fn libzmq_curve_client_to_omq_server_with_an_authenticator() {
             &N.to_string(),
             "--heartbeat",
         ]);
-        recv_all(&pull).await;
+        let auth = recv_all_from(&pull, b"known-client").await;
+        assert_eq!(auth.curve_public_key, Some(client.public));
         let ev = wait_for(&mut mon, |e| {
             matches!(e, MonitorEvent::PeerAuthenticated { .. })
         })

@@ -48,7 +48,7 @@ pub use omq_sockets::{
 };
 pub use omq_zmtp::{
     AuthReply, CurveKeyPair, CurvePublicKey, CurveSecretKey, Frame, Message, Metadata, PeerAuth,
-    SocketType,
+    PeerInfo, SocketType,
 };
 pub use transport::{Compio, Listener, Stream};
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use omq_zmtp::{Message, SocketType};
 
-use crate::core::Core;
+use crate::core::{Core, MessageWithPeer};
 use crate::error::{Error, TrySendError};
 use crate::lifecycle::{Connector, EndpointCtl, Endpoints};
 use crate::monitor::{Monitor, MonitorEvent};
@@ -194,6 +194,14 @@ impl SocketBase {
     /// Receives the next message, waiting for one. Cancel safe: a dropped future loses nothing.
     pub async fn recv(&self) -> Result<Message, Error> {
         poll_fn(|cx| self.core.poll_recv(cx)).await
+    }
+
+    /// Receives the next message with what its sender's handshake established: the peer's
+    /// socket type, identity and metadata, and its authentication (PLAIN user name, CURVE public
+    /// key, ZAP user id and metadata), which libzmq offers as message properties such as
+    /// `User-Id`. `None` for inproc peers. Cancel safe, as [`recv`](Self::recv).
+    pub async fn recv_with_peer(&self) -> Result<MessageWithPeer, Error> {
+        poll_fn(|cx| self.core.poll_recv_with_peer(cx)).await
     }
 
     /// Receives a message if one is queued.

@@ -6,7 +6,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use omq_zmtp::{Frame, Message, SocketType};
+use omq_zmtp::{Frame, Message, PeerInfo, SocketType};
 
 use crate::error::{Error, TrySendError};
 use crate::monitor::MonitorEvent;
@@ -54,12 +54,17 @@ struct OutPeer {
     established: bool,
 }
 
+/// A received message and what its sender's handshake established (`None`: an inproc peer).
+pub type MessageWithPeer = (Message, Option<Arc<PeerInfo>>);
+
 #[derive(Debug)]
 struct InPeer {
     id: PeerId,
     rx: yring::Consumer<Message>,
     /// The routing id ROUTER prepends to this peer's messages.
     routing_id: Bytes,
+    /// What the peer's ZMTP handshake established (`None` for inproc peers).
+    info: Option<Arc<PeerInfo>>,
 }
 
 #[derive(Debug, Default)]
@@ -695,16 +700,48 @@ impl Core {
     /// Receives a message if one is queued; never waits.
     pub fn try_recv(&self) -> Result<Option<Message>, Error> {
         let mut st = self.lock();
-        self.recv_locked(&mut st, None)
+        Ok(self.recv_locked(&mut st, None)?.map(|(m, _)| m))
     }
 
     /// Receives a message, or arranges for the task to be woken when one may have arrived.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
         let mut st = self.lock();
         match self.recv_locked(&mut st, Some(cx)) {
-            Ok(Some(m)) => Poll::Ready(Ok(m)),
+            Ok(Some((m, _))) => Poll::Ready(Ok(m)),
             Ok(None) => Poll::Pending,
             Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// [`poll_recv`](Self::poll_recv), with what the sender's handshake established (its
+    /// metadata and authentication: libzmq's message properties). `None` for messages from
+    /// inproc peers and for XPUB's subscription messages.
+    pub fn poll_recv_with_peer(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<MessageWithPeer, Error>> {
+        let mut st = self.lock();
+        match self.recv_locked(&mut st, Some(cx)) {
+            Ok(Some((m, peer))) => {
+                let info = peer.and_then(|id| {
+                    st.inp
+                        .iter()
+                        .find(|p| p.id == id)
+                        .and_then(|p| p.info.clone())
+                });
+                Poll::Ready(Ok((m, info)))
+            }
+            Ok(None) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// Records what the handshake of `peer` established, for
+    /// [`poll_recv_with_peer`](Self::poll_recv_with_peer).
+    pub fn set_peer_info(&self, peer: PeerId, info: Arc<PeerInfo>) {
+        let mut st = self.lock();
+        if let Some(p) = st.inp.iter_mut().find(|p| p.id == peer) {
+            p.info = Some(info);
         }
     }
 
@@ -712,7 +749,7 @@ impl Core {
         &self,
         st: &mut State,
         mut cx: Option<&mut Context<'_>>,
-    ) -> Result<Option<Message>, Error> {
+    ) -> Result<Option<(Message, Option<PeerId>)>, Error> {
         if st.closed {
             return Err(Error::Closed);
         }
@@ -747,10 +784,10 @@ impl Core {
     }
 
     /// One message that is ready now, after the socket type's filtering.
-    fn recv_ready(&self, st: &mut State) -> Result<Option<Message>, Error> {
+    fn recv_ready(&self, st: &mut State) -> Result<Option<(Message, Option<PeerId>)>, Error> {
         if self.socket_type == SocketType::XPub {
             if let Some(m) = st.pending.pop_front() {
-                return Ok(Some(m));
+                return Ok(Some((m, None)));
             }
         }
         while let Some((peer, rid, mut msg)) = self.fair_queue(st) {
@@ -759,12 +796,12 @@ impl Core {
                 SocketType::Sub => {
                     let topic = msg.first().map_or(&[][..], |f| f.as_slice());
                     if st.subs.matches(topic) {
-                        return Ok(Some(msg));
+                        return Ok(Some((msg, Some(peer))));
                     }
                 }
                 SocketType::Router => {
                     msg.push_front(Frame::from(rid));
-                    return Ok(Some(msg));
+                    return Ok(Some((msg, Some(peer))));
                 }
                 SocketType::Req => {
                     if st.req_peer != Some(peer) {
@@ -773,7 +810,7 @@ impl Core {
                     if msg.first().is_some_and(|f| f.is_empty()) && msg.len() > 1 {
                         msg.pop_front();
                         st.req_peer = None;
-                        return Ok(Some(msg));
+                        return Ok(Some((msg, Some(peer))));
                     }
                 }
                 SocketType::Rep => {
@@ -786,9 +823,9 @@ impl Core {
                         continue;
                     }
                     st.rep = Some((peer, frames));
-                    return Ok(Some(Message::from(body)));
+                    return Ok(Some((Message::from(body), Some(peer))));
                 }
-                _ => return Ok(Some(msg)),
+                _ => return Ok(Some((msg, Some(peer)))),
             }
         }
         Ok(None)
@@ -868,6 +905,7 @@ impl Core {
             id,
             rx,
             routing_id: Bytes::new(),
+            info: None,
         });
         id
     }

@@ -254,6 +254,9 @@ impl Engine {
             return Ok(());
         }
         let identity = self.conn.peer().and_then(|p| p.identity.clone());
+        if let Some(info) = self.conn.peer() {
+            self.core.set_peer_info(id, Arc::new(info.clone()));
+        }
         match self.core.established(id, identity) {
             Ok(()) => {}
             // Closed meanwhile: deliver what is queued within the linger period.

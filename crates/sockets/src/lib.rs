@@ -57,7 +57,7 @@ mod wait;
 pub mod zap;
 
 pub use crate::base::{Bind, Connect, SocketBase};
-pub use crate::core::{Core, PeerCommand, PeerId, PeerPipes};
+pub use crate::core::{Core, MessageWithPeer, PeerCommand, PeerId, PeerPipes};
 pub use endpoint::{Endpoint, EndpointError, Host, IpcAddr, Port};
 pub use engine::{Engine, EngineError, GOODBYE};
 pub use error::{Error, TrySendError};
