@@ -116,8 +116,11 @@ impl ZapExchange {
         if !inproc::is_bound(ZAP_NAME) {
             return None;
         }
+        // One request, one reply: the smallest pipes will do.
         let options = Options {
             linger: Some(std::time::Duration::ZERO),
+            send_hwm: 2,
+            recv_hwm: 2,
             ..Options::default()
         };
         let core = Core::new(SocketType::Dealer, options).ok()?;
