@@ -1,21 +1,40 @@
 //! Encode and decode throughput of the codec, per message, at 8 B, 128 B, 1 KiB and 64 KiB, single
-//! and three-part. Run with `cargo bench -p omq-zmtp`.
+//! and three-part, and of CURVE's boxes at 16 B and 16 KiB. Run with `cargo bench -p omq-zmtp`.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use omq_zmtp::{Config, Connection, Decoded, Decoder, Limits, Message, SocketType, WriteBuf};
+use omq_zmtp::{
+    Config, Connection, CurveConfig, CurveKeyPair, Decoded, Decoder, Limits, Mechanism, Message,
+    SocketType, WriteBuf,
+};
 
 const BATCH: usize = 1000;
 const SIZES: [usize; 4] = [8, 128, 1024, 64 * 1024];
 
 /// An established PUSH/PULL pair.
 fn pair() -> (Connection, Connection) {
+    establish(Config::new(SocketType::Push), Config::new(SocketType::Pull))
+}
+
+/// An established PUSH/PULL pair over CURVE.
+fn curve_pair() -> (Connection, Connection) {
+    let server = CurveKeyPair::generate().unwrap();
+    let client = CurveKeyPair::generate().unwrap();
+    let mut push = Config::new(SocketType::Push);
+    push.mechanism = Mechanism::Curve(CurveConfig::client(client, server.public));
+    let mut pull = Config::new(SocketType::Pull);
+    pull.mechanism = Mechanism::Curve(CurveConfig::server(server));
+    pull.as_server = true;
+    establish(push, pull)
+}
+
+fn establish(push: Config, pull: Config) -> (Connection, Connection) {
     let now = Instant::now();
-    let mut push = Connection::new(Config::new(SocketType::Push), now).unwrap();
-    let mut pull = Connection::new(Config::new(SocketType::Pull), now).unwrap();
+    let mut push = Connection::new(push, now).unwrap();
+    let mut pull = Connection::new(pull, now).unwrap();
     let mut wire = WriteBuf::new();
     while !(push.is_established() && pull.is_established()) {
         push.poll_transmit(&mut wire);
@@ -126,5 +145,51 @@ fn decode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encode, decode);
+/// CURVE: sealing and opening one box per frame (decode needs fresh nonces, so each batch gets
+/// a new pair and wire, built outside the timed part).
+fn curve(c: &mut Criterion) {
+    let mut g = c.benchmark_group("curve");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for size in [16, 16 * 1024] {
+        let (mut push, _) = curve_pair();
+        let m = message(size, 1);
+        let mut out = WriteBuf::with_capacity(BATCH * (size + 64));
+        g.bench_function(format!("encode/{}", label(size, 1)), |b| {
+            b.iter(|| {
+                out.clear();
+                for _ in 0..BATCH {
+                    push.send(&m, &mut out).unwrap();
+                }
+                black_box(out.len());
+            })
+        });
+        g.bench_function(format!("decode/{}", label(size, 1)), |b| {
+            b.iter_batched_ref(
+                || {
+                    let (mut push, pull) = curve_pair();
+                    let mut out = WriteBuf::new();
+                    for _ in 0..BATCH {
+                        push.send(&m, &mut out).unwrap();
+                    }
+                    let mut wire = BytesMut::new();
+                    out.drain_into(&mut wire);
+                    (pull, wire)
+                },
+                |(pull, wire)| {
+                    pull.handle_read_buf(Instant::now(), wire).unwrap();
+                    let mut count = 0;
+                    while let Some(e) = pull.poll_event() {
+                        black_box(&e);
+                        count += 1;
+                    }
+                    assert_eq!(count, BATCH);
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, encode, decode, curve);
 criterion_main!(benches);
