@@ -5,9 +5,17 @@
  *                                              "endpoint E", then "rate R" (msg/s, first to last)
  *   curve_peer send EP SIZE COUNT SECRET SERVER connects a CURVE-client PUSH, sends COUNT
  *                                              messages, then waits for stdin to close
+ *   curve_peer pub EP SIZE COUNT SECRET        binds a CURVE-server PUB (SNDHWM COUNT), prints
+ *                                              "endpoint E", sends warm-up messages ('w') until
+ *                                              a line arrives on stdin, then COUNT messages ('m')
+ *                                              and end markers ('e') until stdin closes
+ *   curve_peer sub EP SIZE COUNT SECRET SERVER a CURVE-client SUB: prints "ready" at the first
+ *                                              warm-up message, then "got N SECONDS" for the
+ *                                              'm' messages up to COUNT or the first 'e'
  *
  * Keys are 40-character Z85 strings. The few libzmq declarations it needs are written out here,
  * so that no zmq.h is required; the constants are libzmq's stable ABI values. */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +35,8 @@ char *zmq_z85_decode(unsigned char *dest, const char *string);
 int zmq_curve_public(char *z85_public_key, const char *z85_secret_key);
 
 enum {
-    ZMQ_PULL = 7, ZMQ_PUSH = 8, ZMQ_LINGER = 17, ZMQ_LAST_ENDPOINT = 32,
+    ZMQ_PUB = 1, ZMQ_SUB = 2, ZMQ_PULL = 7, ZMQ_PUSH = 8, ZMQ_SNDHWM = 23, ZMQ_RCVHWM = 24,
+    ZMQ_SUBSCRIBE = 6, ZMQ_DONTWAIT = 1, ZMQ_LINGER = 17, ZMQ_LAST_ENDPOINT = 32,
     ZMQ_CURVE_SERVER = 47, ZMQ_CURVE_PUBLICKEY = 48, ZMQ_CURVE_SECRETKEY = 49,
     ZMQ_CURVE_SERVERKEY = 50,
 };
@@ -69,6 +78,65 @@ int main(int argc, char **argv) {
             check(zmq_recv(s, buf, size, 0) >= 0, "recv");
         }
         printf("rate %.0f\n", (count - 1) / (now() - start));
+        fflush(stdout);
+        int zero = 0;
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_close(s);
+    } else if (strcmp(role, "pub") == 0) {
+        void *s = zmq_socket(ctx, ZMQ_PUB);
+        int one = 1, hwm = (int)count;
+        check(zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm) == 0, "sndhwm");
+        check(zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) == 0, "curve_server");
+        check(zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, 40) == 0, "secret");
+        check(zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, public_key, 40) == 0, "public");
+        check(zmq_bind(s, ep) == 0, "bind");
+        char last[256];
+        size_t len = sizeof last;
+        check(zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, last, &len) == 0, "last_endpoint");
+        printf("endpoint %s\n", last);
+        fflush(stdout);
+        /* Warm-up until the parent says go (a line on stdin), checked between sends. */
+        buf[0] = 'w';
+        struct pollfd in = {0, POLLIN, 0};
+        for (;;) {
+            zmq_send(s, buf, size, ZMQ_DONTWAIT);
+            if (poll(&in, 1, 1) > 0) break;
+        }
+        while (getchar() != '\n') {}
+        buf[0] = 'm';
+        for (long i = 0; i < count; i++) {
+            check(zmq_send(s, buf, size, 0) >= 0, "send");
+        }
+        /* End markers until stdin closes (poll reports POLLHUP at end of file). */
+        buf[0] = 'e';
+        while (poll(&in, 1, 1) == 0 || getchar() != EOF) {
+            zmq_send(s, buf, size, ZMQ_DONTWAIT);
+        }
+        int zero = 0;
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_close(s);
+    } else if (strcmp(role, "sub") == 0) {
+        if (argc < 7) { fprintf(stderr, "sub needs the server key\n"); return 2; }
+        void *s = zmq_socket(ctx, ZMQ_SUB);
+        int hwm = (int)count;
+        check(zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm) == 0, "rcvhwm");
+        check(zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, argv[6], 40) == 0, "serverkey");
+        check(zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, 40) == 0, "secret");
+        check(zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, public_key, 40) == 0, "public");
+        check(zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0) == 0, "subscribe");
+        check(zmq_connect(s, ep) == 0, "connect");
+        do { check(zmq_recv(s, buf, size, 0) >= 0, "recv"); } while (buf[0] != 'w');
+        printf("ready\n");
+        fflush(stdout);
+        do { check(zmq_recv(s, buf, size, 0) >= 0, "recv"); } while (buf[0] == 'w');
+        double start = now();
+        long got = buf[0] == 'm';
+        while (got < count) {
+            check(zmq_recv(s, buf, size, 0) >= 0, "recv");
+            if (buf[0] == 'e') break;
+            got += buf[0] == 'm';
+        }
+        printf("got %ld %.6f\n", got, now() - start);
         fflush(stdout);
         int zero = 0;
         zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);

@@ -1,20 +1,26 @@
-//! CURVE PUSH/PULL throughput between two processes: omq (tokio and compio backends) against a
-//! libzmq built with libsodium, in the same run, over tcp.
+//! CURVE throughput: PUSH/PULL between two processes, and PUB to 16 SUB processes (aggregate),
+//! omq (tokio and compio backends) against a libzmq built with libsodium, in the same run, over
+//! tcp.
 //!
 //! The vendored libzmq of the `zmq` crate has no CURVE, so the libzmq side is
 //! `benches/c/curve_peer.c` (libzmq's perf/local_thr and remote_thr in miniature), compiled at
 //! start-up with `cc` against the libzmq that pyzmq bundles (`pip install pyzmq`). Without them
 //! the libzmq column is left out.
 //!
-//! Every run has a receiver process (CURVE server, binds, times from its first message to its
-//! last) and a sender process (CURVE client). Implementations alternate run by run; the report
-//! gives the median of the rounds and the ratio to libzmq.
+//! A PUSH/PULL run has a receiver process (CURVE server, binds, times from its first message to
+//! its last) and a sender process (CURVE client). A PUB/SUB run has a publisher (CURVE server,
+//! HWM of the message count so nothing is dropped) and 16 subscribers; once every subscriber has
+//! seen a warm-up message the parent tells the publisher to send the counted messages, and the
+//! aggregate rate is the messages all subscribers received over the time from that word to the
+//! last subscriber's report. Implementations
+//! alternate run by run; the report gives the median of the rounds and the ratio to libzmq.
 //!
 //! ```text
 //! cargo run --release -p omq-bench --bin curve -- [--quick] [--rounds N] [--sizes 16,16384]
+//!     [--subs 16]
 //! ```
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,6 +49,59 @@ fn count_for(size: usize, quick: bool) -> u64 {
     if quick { n / 4 } else { n }
 }
 
+/// The publisher's part, over either backend's identical API: warm-up messages until a line on
+/// stdin, the counted messages, then end markers until stdin closes.
+macro_rules! publish {
+    ($s:expr, $bound:expr, $size:expr, $count:expr, $sleep:ident) => {{
+        println!("endpoint {}", $bound);
+        let stdin = stdin_lines();
+        let with = |tag: u8| {
+            let mut v = vec![0u8; $size];
+            v[0] = tag;
+            Message::from(v)
+        };
+        let (warm, real, end) = (with(b'w'), with(b'm'), with(b'e'));
+        while stdin.try_recv().is_err() {
+            $s.send(warm.clone()).await.unwrap();
+            $sleep(Duration::from_millis(1)).await;
+        }
+        for _ in 0..$count {
+            $s.send(real.clone()).await.unwrap();
+        }
+        while !matches!(
+            stdin.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Disconnected)
+        ) {
+            $s.send(end.clone()).await.unwrap();
+            $sleep(Duration::from_millis(1)).await;
+        }
+    }};
+}
+
+/// A subscriber's part: "ready" at the first warm-up message, then "got N SECONDS".
+macro_rules! subscribe {
+    ($s:expr, $ep:expr, $count:expr) => {{
+        $s.subscribe("").unwrap();
+        $s.connect(&$ep).await.unwrap();
+        while $s.recv().await.unwrap().first().unwrap()[0] != b'w' {}
+        println!("ready");
+        let mut first = $s.recv().await.unwrap();
+        while first.first().unwrap()[0] == b'w' {
+            first = $s.recv().await.unwrap();
+        }
+        let start = Instant::now();
+        let mut got = u64::from(first.first().unwrap()[0] == b'm');
+        while got < $count {
+            match $s.recv().await.unwrap().first().unwrap()[0] {
+                b'e' => break,
+                b'm' => got += 1,
+                _ => {}
+            }
+        }
+        println!("got {got} {:.6}", start.elapsed().as_secs_f64());
+    }};
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
@@ -59,55 +118,188 @@ fn main() {
     let sizes: Vec<usize> = value("--sizes").map_or(vec![16, 16384], |v| {
         v.split(',').map(|s| s.parse().unwrap()).collect()
     });
-    let peer = build_libzmq_peer();
+    let subs: usize = value("--subs").map_or(16, |v| v.parse().unwrap());
+    let patterns = value("--patterns").unwrap_or_else(|| "pushpull,pubsub".into());
+    let built = build_libzmq_peer();
     let mut impls = vec![Impl::Tokio, Impl::Compio];
-    match &peer {
+    match &built {
         Ok(_) => impls.insert(0, Impl::Libzmq),
         Err(why) => println!("libzmq with CURVE is not available ({why}): omq columns only."),
     }
     let server = CurveKeyPair::generate().unwrap();
     let client = CurveKeyPair::generate().unwrap();
-    let keys = Keys {
-        server_secret: server.secret.to_z85(),
-        server_public: server.public.to_z85(),
-        client_secret: client.secret.to_z85(),
+    let bench = Bench {
+        impls,
+        peer: built.ok(),
+        keys: Keys {
+            server_secret: server.secret.to_z85(),
+            server_public: server.public.to_z85(),
+            client_secret: client.secret.to_z85(),
+        },
+        rounds,
     };
-
-    println!("CURVE PUSH/PULL over tcp between two processes, median of {rounds} rounds, msg/s.");
     println!("omq-tokio on a current-thread runtime; omq-compio on io_uring.");
-    println!();
-    let header: Vec<&str> = impls.iter().map(|i| i.name()).collect();
-    print!("| size | {} |", header.join(" | "));
-    if peer.is_ok() {
-        print!(" tokio-ct / libzmq | compio / libzmq |");
+    if patterns.contains("pushpull") {
+        println!();
+        println!(
+            "CURVE PUSH/PULL over tcp between two processes, median of {rounds} rounds, msg/s."
+        );
+        bench.table("size");
+        for &size in &sizes {
+            let count = count_for(size, quick);
+            let m = bench.medians(|imp, b| run(imp, b.peer.as_ref(), &b.keys, size, count));
+            bench.row(&format!("{size} B"), &m);
+        }
     }
-    println!();
-    println!(
-        "|---:|{}",
-        "---:|".repeat(impls.len() + if peer.is_ok() { 2 } else { 0 })
-    );
-    for &size in &sizes {
-        let count = count_for(size, quick);
-        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); impls.len()];
-        for _ in 0..rounds {
-            for (k, &imp) in impls.iter().enumerate() {
-                rates[k].push(run(imp, peer.as_ref().ok(), &keys, size, count));
+    if patterns.contains("pubsub") {
+        let (size, count) = (16, if quick { 20_000 } else { 100_000 });
+        println!();
+        println!(
+            "CURVE PUB to {subs} SUB processes over tcp, {size} B, {count} messages each, \
+             aggregate msg/s (all subscribers), median of {rounds} rounds."
+        );
+        bench.table("pattern");
+        let m =
+            bench.medians(|imp, b| run_pubsub(imp, b.peer.as_ref(), &b.keys, subs, size, count));
+        bench.row(&format!("PUB to {subs} SUB, {size} B"), &m);
+    }
+}
+
+/// The implementations to compare and what their runs need.
+struct Bench {
+    impls: Vec<Impl>,
+    peer: Option<PathBuf>,
+    keys: Keys,
+    rounds: usize,
+}
+
+impl Bench {
+    /// Prints a table header whose first column is `first`.
+    fn table(&self, first: &str) {
+        println!();
+        let names: Vec<&str> = self.impls.iter().map(|i| i.name()).collect();
+        let ratios = if self.peer.is_some() {
+            " tokio-ct / libzmq | compio / libzmq |"
+        } else {
+            ""
+        };
+        println!("| {first} | {} |{ratios}", names.join(" | "));
+        let extra = if self.peer.is_some() { 2 } else { 0 };
+        println!("|---|{}", "---:|".repeat(self.impls.len() + extra));
+    }
+
+    /// The median rate of each implementation over the rounds, runs interleaved.
+    fn medians(&self, run: impl Fn(Impl, &Self) -> f64) -> Vec<f64> {
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); self.impls.len()];
+        for _ in 0..self.rounds {
+            for (k, &imp) in self.impls.iter().enumerate() {
+                rates[k].push(run(imp, self));
             }
         }
-        let m: Vec<f64> = rates
+        rates
             .iter_mut()
             .map(|r| {
                 r.sort_by(f64::total_cmp);
                 r[r.len() / 2]
             })
-            .collect();
+            .collect()
+    }
+
+    fn row(&self, label: &str, m: &[f64]) {
         let cells: Vec<String> = m.iter().map(|r| format!("{r:.0}")).collect();
-        print!("| {size} B | {} |", cells.join(" | "));
-        if peer.is_ok() {
+        print!("| {label} | {} |", cells.join(" | "));
+        if self.peer.is_some() {
             print!(" {:.2}x | {:.2}x |", m[1] / m[0], m[2] / m[0]);
         }
         println!();
     }
+}
+
+/// The command that runs `role` of `imp`.
+fn command(imp: Impl, peer: Option<&PathBuf>, role: &str) -> Command {
+    let mut c = match imp {
+        Impl::Libzmq => Command::new(peer.expect("built")),
+        _ => {
+            let mut c = Command::new(std::env::current_exe().unwrap());
+            c.args(["--child"]);
+            c
+        }
+    };
+    c.arg(role);
+    if imp != Impl::Libzmq {
+        c.arg(imp.name());
+    }
+    c
+}
+
+/// The next line of `lines` that starts with `word`, without it.
+fn expect_line(lines: &mut impl Iterator<Item = std::io::Result<String>>, word: &str) -> String {
+    let line = lines.next().expect("child output").unwrap();
+    line.strip_prefix(word)
+        .unwrap_or_else(|| panic!("expected {word}, got {line}"))
+        .trim()
+        .to_owned()
+}
+
+/// One PUB/SUB run: the aggregate rate over all subscribers.
+fn run_pubsub(
+    imp: Impl,
+    peer: Option<&PathBuf>,
+    keys: &Keys,
+    subs: usize,
+    size: usize,
+    count: u64,
+) -> f64 {
+    let (size, count) = (size.to_string(), count.to_string());
+    let mut publisher = command(imp, peer, "pub")
+        .args(["tcp://127.0.0.1:*", &size, &count, &keys.server_secret])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the publisher");
+    let mut pub_lines = BufReader::new(publisher.stdout.take().unwrap()).lines();
+    let ep = expect_line(&mut pub_lines, "endpoint");
+    let mut children: Vec<Child> = (0..subs)
+        .map(|_| {
+            command(imp, peer, "sub")
+                .args([
+                    ep.as_str(),
+                    &size,
+                    &count,
+                    &keys.client_secret,
+                    &keys.server_public,
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("start a subscriber")
+        })
+        .collect();
+    let mut lines: Vec<_> = children
+        .iter_mut()
+        .map(|c| BufReader::new(c.stdout.take().unwrap()).lines())
+        .collect();
+    for l in &mut lines {
+        expect_line(l, "ready");
+    }
+    let mut go = publisher.stdin.take().unwrap();
+    let start = Instant::now();
+    go.write_all(b"go\n").unwrap();
+    go.flush().unwrap();
+    let mut total = 0.0;
+    for l in &mut lines {
+        let got = expect_line(l, "got");
+        let (n, _) = got.split_once(' ').unwrap();
+        total += n.parse::<f64>().unwrap();
+    }
+    // From "go" to the last subscriber's report: every box sealed and opened in between.
+    let elapsed = start.elapsed().as_secs_f64();
+    drop(go);
+    for c in &mut children {
+        finish(c);
+    }
+    finish(&mut publisher);
+    total / elapsed
 }
 
 struct Keys {
@@ -119,34 +311,15 @@ struct Keys {
 /// One run: start the receiver, then the sender; the receiver's rate.
 fn run(imp: Impl, peer: Option<&PathBuf>, keys: &Keys, size: usize, count: u64) -> f64 {
     let (size, count) = (size.to_string(), count.to_string());
-    let command = |role: &str| match imp {
-        Impl::Libzmq => {
-            let mut c = Command::new(peer.expect("built"));
-            c.arg(role);
-            c
-        }
-        _ => {
-            let mut c = Command::new(std::env::current_exe().unwrap());
-            c.args(["--child", role, imp.name()]);
-            c
-        }
-    };
-    let mut recv = command("recv")
+    let mut recv = command(imp, peer, "recv")
         .args(["tcp://127.0.0.1:*", &size, &count, &keys.server_secret])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the receiver");
     let mut lines = BufReader::new(recv.stdout.take().unwrap()).lines();
-    let mut next = |word: &str| -> String {
-        let line = lines.next().expect("receiver output").unwrap();
-        line.strip_prefix(word)
-            .unwrap_or_else(|| panic!("expected {word}, got {line}"))
-            .trim()
-            .to_owned()
-    };
-    let ep = next("endpoint");
-    let mut send = command("send")
+    let ep = expect_line(&mut lines, "endpoint");
+    let mut send = command(imp, peer, "send")
         .args([
             ep.as_str(),
             &size,
@@ -157,7 +330,7 @@ fn run(imp: Impl, peer: Option<&PathBuf>, keys: &Keys, size: usize, count: u64) 
         .stdin(Stdio::piped())
         .spawn()
         .expect("start the sender");
-    let rate: f64 = next("rate").parse().unwrap();
+    let rate: f64 = expect_line(&mut lines, "rate").parse().unwrap();
     finish(&mut send);
     finish(&mut recv);
     rate
@@ -205,14 +378,32 @@ fn build_libzmq_peer() -> Result<PathBuf, String> {
     Ok(exe)
 }
 
-/// A child process: `recv|send IMPL EP SIZE COUNT SECRET [SERVER_PUBLIC]`.
+/// Lines arriving on stdin, read by a thread; disconnected at end of file.
+fn stdin_lines() -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// A child process: `recv|send|pub|sub IMPL EP SIZE COUNT SECRET [SERVER_PUBLIC]`.
 fn child(args: &[String]) {
     let (role, imp, ep) = (&args[0], &args[1], &args[2]);
     let size: usize = args[3].parse().unwrap();
     let count: u64 = args[4].parse().unwrap();
     let mut o = Options::default();
     o.curve_secret_key = Some(CurveSecretKey::parse(args[5].as_bytes()).unwrap());
-    if role == "recv" {
+    if role == "pub" || role == "sub" {
+        let hwm = (count as usize).min(Options::MAX_HWM);
+        o.send_hwm = hwm;
+        o.recv_hwm = hwm;
+    }
+    if role == "recv" || role == "pub" {
         o.curve_server = true;
     } else {
         o.curve_server_key = Some(CurvePublicKey::parse(args[6].as_bytes()).unwrap());
@@ -221,7 +412,17 @@ fn child(args: &[String]) {
     match imp.as_str() {
         "compio" => compio::runtime::Runtime::new().unwrap().block_on(async {
             use omq_compio::{Message, Socket, SocketType};
-            if role == "recv" {
+            async fn sleep(d: Duration) {
+                compio::time::sleep(d).await
+            }
+            if role == "pub" {
+                let s = Socket::new(SocketType::Pub, o).unwrap();
+                let bound = s.bind(&ep).await.unwrap().to_string();
+                publish!(s, bound, size, count, sleep);
+            } else if role == "sub" {
+                let s = Socket::new(SocketType::Sub, o).unwrap();
+                subscribe!(s, ep, count);
+            } else if role == "recv" {
                 let pull = Socket::new(SocketType::Pull, o).unwrap();
                 let bound = pull.bind(&ep).await.unwrap().to_string();
                 println!("endpoint {bound}");
@@ -255,7 +456,17 @@ fn child(args: &[String]) {
             .unwrap()
             .block_on(async {
                 use omq_tokio::{Message, Socket, SocketType};
-                if role == "recv" {
+                async fn sleep(d: Duration) {
+                    tokio::time::sleep(d).await
+                }
+                if role == "pub" {
+                    let s = Socket::new(SocketType::Pub, o).unwrap();
+                    let bound = s.bind(&ep).await.unwrap().to_string();
+                    publish!(s, bound, size, count, sleep);
+                } else if role == "sub" {
+                    let s = Socket::new(SocketType::Sub, o).unwrap();
+                    subscribe!(s, ep, count);
+                } else if role == "recv" {
                     let pull = Socket::new(SocketType::Pull, o).unwrap();
                     let bound = pull.bind(&ep).await.unwrap().to_string();
                     println!("endpoint {bound}");

@@ -6,8 +6,12 @@
 //! makes every behaviour deterministic and testable.
 //!
 //! - [`Connection`]: one connection as a state machine: the staged greeting, the mechanism
-//!   handshake (NULL, with READY metadata and the socket-type compatibility check), framing,
-//!   commands and heartbeats (PING/PONG, TTL, timeouts). See its docs for the polling order.
+//!   handshake ([`Mechanism`]: NULL, PLAIN or CURVE, with READY metadata and the socket-type
+//!   compatibility check; the server side can wait for the application to authenticate the
+//!   peer, see [`Event::Authenticate`]), framing (boxed under CURVE), commands and heartbeats
+//!   (PING/PONG, TTL, timeouts). See its docs for the polling order.
+//! - [`CurveKeyPair`], [`CurvePublicKey`], [`CurveSecretKey`] and [`z85`]: keys as 32 bytes or 40
+//!   Z85 characters.
 //! - [`Message`] and [`Frame`]: multipart messages; small frames live inline (a small message is
 //!   one 64-byte value, no allocation), large ones are [`bytes::Bytes`].
 //! - [`Decoder`]: the fused frame decoder, from the read buffer straight into messages (zero-copy

@@ -45,6 +45,38 @@ pub enum Mechanism {
 }
 
 /// The keys of a CURVE connection.
+///
+/// ```
+/// use std::time::Instant;
+/// use bytes::Buf;
+/// use omq_zmtp::{Config, Connection, CurveConfig, CurveKeyPair, Event, Mechanism, SocketType, WriteBuf};
+///
+/// let server_keys = CurveKeyPair::generate()?;
+/// let mut server = Config::new(SocketType::Pull);
+/// server.as_server = true;
+/// server.mechanism = Mechanism::Curve(CurveConfig::server(server_keys.clone()));
+/// let mut client = Config::new(SocketType::Push);
+/// client.mechanism =
+///     Mechanism::Curve(CurveConfig::client(CurveKeyPair::generate()?, server_keys.public));
+///
+/// let now = Instant::now();
+/// let (mut push, mut pull) = (Connection::new(client, now)?, Connection::new(server, now)?);
+/// let mut wire = WriteBuf::new();
+/// while !(push.is_established() && pull.is_established()) {
+///     push.poll_transmit(&mut wire);
+///     let n = pull.handle_input(now, wire.chunk())?;
+///     wire.advance(n);
+///     pull.poll_transmit(&mut wire);
+///     let n = push.handle_input(now, wire.chunk())?;
+///     wire.advance(n);
+/// }
+/// push.send(&"sealed".into(), &mut wire)?;
+/// let n = pull.handle_input(now, wire.chunk())?;
+/// wire.advance(n);
+/// assert_eq!(pull.poll_event(), Some(Event::Established));
+/// assert_eq!(pull.poll_event(), Some(Event::Message("sealed".into())));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CurveConfig {
