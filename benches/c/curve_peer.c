@@ -22,7 +22,6 @@
 #include <time.h>
 
 void *zmq_ctx_new(void);
-int zmq_ctx_term(void *ctx);
 void *zmq_socket(void *ctx, int type);
 int zmq_close(void *s);
 int zmq_setsockopt(void *s, int option, const void *value, size_t len);
@@ -156,7 +155,9 @@ int main(int argc, char **argv) {
         while (getchar() != EOF) {}
         zmq_close(s);
     }
-    zmq_ctx_term(ctx);
+    /* No zmq_ctx_term: with CURVE subscribers gone, libzmq 4.3.5's term can wait forever for
+     * its reaper (seen with the publisher). Everything that matters was delivered already. */
+    (void)ctx;
     free(buf);
     return 0;
 }

@@ -475,3 +475,25 @@ fn libzmqs_malformed_zap_error_is_read_as_a_refusal() {
         })
     );
 }
+
+/// A ZMTP 3.0 subscriber over CURVE subscribes with a boxed `\x01topic` data message, which the
+/// publisher sees as a message (the socket layer reads it as a subscription).
+#[test]
+fn curve_subscriptions_to_a_zmtp_30_peer_are_messages() {
+    let mut c = Config::new(SocketType::Sub);
+    c.version = omq_zmtp::Version::V3_0;
+    c.mechanism = Mechanism::Curve(CurveConfig::client(client_keys(), server_keys().public));
+    let mut s = Config::new(SocketType::Pub);
+    s.mechanism = Mechanism::Curve(CurveConfig::server(server_keys()));
+    s.as_server = true;
+    let mut pair = Pair::new(c, s);
+    pair.establish();
+    let mut buf = WriteBuf::new();
+    pair.client.conn.subscribe(b"news", &mut buf).unwrap();
+    buf.drain_into(&mut pair.client.outbox);
+    pair.drive();
+    assert_eq!(
+        pair.server.take_events(),
+        [Event::Message(Message::from(&b"\x01news"[..]))]
+    );
+}
