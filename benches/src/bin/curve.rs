@@ -102,6 +102,49 @@ macro_rules! subscribe {
     }};
 }
 
+/// One child's role, written once over both backends' identical APIs (each branch defines
+/// `sleep`, `parent_done` and `close` for its runtime).
+macro_rules! play {
+    ($role:expr, $o:expr, $ep:expr, $size:expr, $count:expr) => {{
+        let (o, ep, size, count) = ($o, $ep, $size, $count);
+        match $role.as_str() {
+            "pub" => {
+                let s = Socket::new(SocketType::Pub, o).unwrap();
+                let bound = s.bind(&ep).await.unwrap().to_string();
+                publish!(s, bound, size, count, sleep);
+            }
+            "sub" => {
+                let s = Socket::new(SocketType::Sub, o).unwrap();
+                subscribe!(s, ep, count);
+            }
+            "recv" => {
+                let pull = Socket::new(SocketType::Pull, o).unwrap();
+                let bound = pull.bind(&ep).await.unwrap().to_string();
+                println!("endpoint {bound}");
+                pull.recv().await.unwrap();
+                let start = Instant::now();
+                for _ in 1..count {
+                    pull.recv().await.unwrap();
+                }
+                println!(
+                    "rate {:.0}",
+                    (count - 1) as f64 / start.elapsed().as_secs_f64()
+                );
+            }
+            _ => {
+                let push = Socket::new(SocketType::Push, o).unwrap();
+                push.connect(&ep).await.unwrap();
+                let payload = Message::from(vec![0u8; size]);
+                for _ in 0..count {
+                    push.send(payload.clone()).await.unwrap();
+                }
+                parent_done().await;
+                close(push).await;
+            }
+        }
+    }};
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
@@ -415,40 +458,17 @@ fn child(args: &[String]) {
             async fn sleep(d: Duration) {
                 compio::time::sleep(d).await
             }
-            if role == "pub" {
-                let s = Socket::new(SocketType::Pub, o).unwrap();
-                let bound = s.bind(&ep).await.unwrap().to_string();
-                publish!(s, bound, size, count, sleep);
-            } else if role == "sub" {
-                let s = Socket::new(SocketType::Sub, o).unwrap();
-                subscribe!(s, ep, count);
-            } else if role == "recv" {
-                let pull = Socket::new(SocketType::Pull, o).unwrap();
-                let bound = pull.bind(&ep).await.unwrap().to_string();
-                println!("endpoint {bound}");
-                pull.recv().await.unwrap();
-                let start = Instant::now();
-                for _ in 1..count {
-                    pull.recv().await.unwrap();
-                }
-                println!(
-                    "rate {:.0}",
-                    (count - 1) as f64 / start.elapsed().as_secs_f64()
-                );
-            } else {
-                let push = Socket::new(SocketType::Push, o).unwrap();
-                push.connect(&ep).await.unwrap();
-                let payload = Message::from(vec![0u8; size]);
-                for _ in 0..count {
-                    push.send(payload.clone()).await.unwrap();
-                }
+            async fn parent_done() {
                 compio::runtime::spawn_blocking(wait_for_parent)
                     .await
                     .unwrap();
-                compio::time::timeout(Duration::from_secs(60), push.close())
+            }
+            async fn close(s: Socket) {
+                compio::time::timeout(Duration::from_secs(60), s.close())
                     .await
                     .expect("close");
             }
+            play!(role, o, ep, size, count);
         }),
         _ => tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -459,38 +479,15 @@ fn child(args: &[String]) {
                 async fn sleep(d: Duration) {
                     tokio::time::sleep(d).await
                 }
-                if role == "pub" {
-                    let s = Socket::new(SocketType::Pub, o).unwrap();
-                    let bound = s.bind(&ep).await.unwrap().to_string();
-                    publish!(s, bound, size, count, sleep);
-                } else if role == "sub" {
-                    let s = Socket::new(SocketType::Sub, o).unwrap();
-                    subscribe!(s, ep, count);
-                } else if role == "recv" {
-                    let pull = Socket::new(SocketType::Pull, o).unwrap();
-                    let bound = pull.bind(&ep).await.unwrap().to_string();
-                    println!("endpoint {bound}");
-                    pull.recv().await.unwrap();
-                    let start = Instant::now();
-                    for _ in 1..count {
-                        pull.recv().await.unwrap();
-                    }
-                    println!(
-                        "rate {:.0}",
-                        (count - 1) as f64 / start.elapsed().as_secs_f64()
-                    );
-                } else {
-                    let push = Socket::new(SocketType::Push, o).unwrap();
-                    push.connect(&ep).await.unwrap();
-                    let payload = Message::from(vec![0u8; size]);
-                    for _ in 0..count {
-                        push.send(payload.clone()).await.unwrap();
-                    }
+                async fn parent_done() {
                     tokio::task::spawn_blocking(wait_for_parent).await.unwrap();
-                    tokio::time::timeout(Duration::from_secs(60), push.close())
+                }
+                async fn close(s: Socket) {
+                    tokio::time::timeout(Duration::from_secs(60), s.close())
                         .await
                         .expect("close");
                 }
+                play!(role, o, ep, size, count);
             }),
     }
 }

@@ -25,8 +25,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 
 use super::plain::unexpected;
 use super::{
-    AuthRequest, CurveConfig, LocalInfo, PeerAuth, Step, done, encode_properties, peer_error,
-    properties_len,
+    AuthRequest, CurveConfig, LocalInfo, PeerAuth, Step, done, encode_properties, properties_len,
 };
 use crate::command::encode_command_header;
 use crate::error::{Error, ProtocolError};
@@ -220,11 +219,6 @@ impl CurveHandshake {
         local: &LocalInfo<'_>,
         out: &mut Vec<u8>,
     ) -> Result<Step, Error> {
-        if !local.as_server {
-            if let Some(error) = peer_error(body) {
-                return Err(error);
-            }
-        }
         match self.state {
             State::ExpectHello => self.on_hello(body, out),
             State::ExpectInitiate => self.on_initiate(body, local, out),
@@ -414,21 +408,32 @@ impl CurveHandshake {
         encode_command_header(out, b"READY", 8 + TAG_LEN + plain.len());
         out.extend_from_slice(&n.to_be_bytes());
         seal(&session, &short_nonce(b"CurveZMQREADY---", n), &plain, out);
+        Ok(self.established(session, metadata, client_key))
+    }
+
+    /// The completed handshake: the session box carries on for MESSAGEs, the nonces go on from
+    /// where the handshake left them, and `peer_key` is the peer's long-term key.
+    fn established(&self, session: SalsaBox, metadata: Metadata, peer_key: CurvePublicKey) -> Step {
+        let (ours, theirs) = if self.state == State::ExpectReady {
+            (*b"CurveZMQMESSAGEC", *b"CurveZMQMESSAGES")
+        } else {
+            (*b"CurveZMQMESSAGES", *b"CurveZMQMESSAGEC")
+        };
         let cipher = CurveCipher {
             key: session,
-            send_prefix: *b"CurveZMQMESSAGES",
-            recv_prefix: *b"CurveZMQMESSAGEC",
+            send_prefix: ours,
+            recv_prefix: theirs,
             send_nonce: self.send_nonce,
             recv_nonce: self.recv_nonce,
         };
-        Ok(done(
+        done(
             metadata,
             Some(cipher),
             PeerAuth {
-                curve_public_key: Some(client_key),
+                curve_public_key: Some(peer_key),
                 ..PeerAuth::default()
             },
-        ))
+        )
     }
 
     /// Client: opens READY; the handshake is complete.
@@ -443,21 +448,8 @@ impl CurveHandshake {
         let session = self.session.take().ok_or(ProtocolError::Cryptographic)?;
         let plain = open(&session, &short_nonce(b"CurveZMQREADY---", n), &body[14..])?;
         let metadata = Metadata::parse(&plain)?;
-        let cipher = CurveCipher {
-            key: session,
-            send_prefix: *b"CurveZMQMESSAGEC",
-            recv_prefix: *b"CurveZMQMESSAGES",
-            send_nonce: self.send_nonce,
-            recv_nonce: self.recv_nonce,
-        };
-        Ok(done(
-            metadata,
-            Some(cipher),
-            PeerAuth {
-                curve_public_key: self.server_key,
-                ..PeerAuth::default()
-            },
-        ))
+        let server_key = self.server_key.ok_or(ProtocolError::Cryptographic)?;
+        Ok(self.established(session, metadata, server_key))
     }
 }
 

@@ -255,6 +255,13 @@ impl Handshake {
         local: &LocalInfo<'_>,
         out: &mut Vec<u8>,
     ) -> Result<Step, Error> {
+        // A server never gets an ERROR from its client in PLAIN and CURVE; in NULL either side
+        // may refuse.
+        if !local.as_server || matches!(self, Self::Null(_)) {
+            if let Some(error) = peer_error(body) {
+                return Err(error);
+            }
+        }
         match self {
             Self::Null(h) => h.handle_command(body),
             Self::Plain(h) => h.handle_command(body, local, out),
@@ -311,9 +318,6 @@ impl NullHandshake {
     }
 
     fn handle_command(&mut self, body: &[u8]) -> Result<Step, Error> {
-        if let Some(error) = peer_error(body) {
-            return Err(error);
-        }
         match Command::parse(body)? {
             Command::Ready(data) if self.peer.is_none() => {
                 let metadata = Metadata::parse(&data)?;

@@ -3,9 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{
-    AuthRequest, LocalInfo, PeerAuth, Step, done, encode_properties, peer_error, properties_len,
-};
+use super::{AuthRequest, LocalInfo, PeerAuth, Step, done, encode_properties, properties_len};
 use crate::command::encode_command_header;
 use crate::error::{Error, ProtocolError};
 use crate::metadata::Metadata;
@@ -72,11 +70,6 @@ impl PlainHandshake {
         local: &LocalInfo<'_>,
         out: &mut Vec<u8>,
     ) -> Result<Step, Error> {
-        if !local.as_server {
-            if let Some(error) = peer_error(body) {
-                return Err(error);
-            }
-        }
         match self.state {
             State::ExpectHello => {
                 let data = body.strip_prefix(HELLO).ok_or_else(|| unexpected(body))?;
