@@ -577,7 +577,8 @@ async fn zap_domain_and_enforcement_between_omq_sockets() {
     let _zap = ZAP_SOCKET.lock().await;
     // Only the "trusted" domain gets in.
     let handler = ZapHandler::start(|f| {
-        if f[2] == b"trusted" && f[5] == b"NULL" {
+        // RFC 27 address: the peer's IP.
+        if f[2] == b"trusted" && f[3] == b"127.0.0.1" && f[5] == b"NULL" {
             b"200"
         } else {
             b"400"

@@ -2,6 +2,7 @@
 //! a timer.
 
 use std::io;
+use std::net::IpAddr;
 use std::time::Instant;
 
 use compio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -47,14 +48,18 @@ impl Io for Compio {
         })
     }
 
-    async fn accept(&self, l: &Listener, keepalive: TcpKeepalive) -> io::Result<Stream> {
+    async fn accept(
+        &self,
+        l: &Listener,
+        keepalive: TcpKeepalive,
+    ) -> io::Result<(Stream, Option<IpAddr>)> {
         match l {
             Listener::Tcp(l) => {
-                let (s, _) = l.accept().await?;
+                let (s, peer) = l.accept().await?;
                 net::tune_tcp(&s, keepalive)?;
-                Ok(Stream::Tcp(s))
+                Ok((Stream::Tcp(s), Some(peer.ip())))
             }
-            Listener::Ipc(l) => Ok(Stream::Ipc(l.accept().await?.0)),
+            Listener::Ipc(l) => Ok((Stream::Ipc(l.accept().await?.0), None)),
         }
     }
 

@@ -200,6 +200,11 @@ impl SocketBase {
     /// socket type, identity and metadata, and its authentication (PLAIN user name, CURVE public
     /// key, ZAP user id and metadata), which libzmq offers as message properties such as
     /// `User-Id`. `None` for inproc peers. Cancel safe, as [`recv`](Self::recv).
+    ///
+    /// An endpoint this socket connected to keeps its queue across reconnects: messages still
+    /// queued from the previous connection when the next one completes its handshake are
+    /// reported with the new connection's information. Accepted connections each have their
+    /// own queue, so a server's view of its clients is exact.
     pub async fn recv_with_peer(&self) -> Result<MessageWithPeer, Error> {
         poll_fn(|cx| self.core.poll_recv_with_peer(cx)).await
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use omq_zmtp::{AuthReply, AuthRequest, Connection, Event, Message, SocketType, WriteBuf};
 
 use crate::core::{Core, PeerCommand, PeerPipes};
@@ -72,6 +72,8 @@ pub struct Engine {
     close_token: u64,
     /// An authentication request waiting for the ZAP handler's reply.
     zap: Option<ZapExchange>,
+    /// The peer's IP address, for ZAP requests (accepted tcp connections).
+    peer_ip: Option<std::net::IpAddr>,
 }
 
 impl Drop for Engine {
@@ -109,7 +111,13 @@ impl Engine {
             drained: false,
             established: false,
             zap: None,
+            peer_ip: None,
         })
+    }
+
+    /// Records the peer's IP address, which ZAP requests report (RFC 27's "address").
+    pub fn set_peer_ip(&mut self, ip: Option<std::net::IpAddr>) {
+        self.peer_ip = ip;
     }
 
     /// The socket this connection belongs to.
@@ -181,7 +189,10 @@ impl Engine {
         let options = self.core.options();
         let request = ZapRequest {
             domain: options.zap_domain.clone(),
-            address: zap::peer_address(&self.endpoint),
+            address: match self.peer_ip {
+                Some(ip) => Bytes::from(ip.to_string()),
+                None => zap::peer_address(&self.endpoint),
+            },
             identity: options.routing_id.clone().unwrap_or_default(),
             mechanism: request.mechanism,
             credentials: request.credentials,
@@ -193,9 +204,13 @@ impl Engine {
         }
         static REQUEST_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = REQUEST_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some(exchange) = ZapExchange::start(&request, id) {
-            self.zap = Some(exchange);
-            return Ok(());
+        match ZapExchange::start(&request, id) {
+            Ok(Some(exchange)) => {
+                self.zap = Some(exchange);
+                return Ok(());
+            }
+            Ok(None) => {}
+            Err(_) => return Err(EngineError::Refused("the ZAP handler cannot be asked")),
         }
         if request.mechanism == "PLAIN" {
             return Err(EngineError::Refused(
@@ -223,7 +238,9 @@ impl Engine {
         match reply {
             Ok(reply) => self.conn.authenticate(now, &reply)?,
             Err(ZapFailure::Malformed) => return Err(EngineError::Refused("malformed ZAP reply")),
-            Err(ZapFailure::Gone) => return Err(EngineError::Refused("the ZAP handler went away")),
+            Err(ZapFailure::Gone) => {
+                return Err(EngineError::Refused("the ZAP handler cannot be asked"));
+            }
         }
         self.process_events(now)
     }

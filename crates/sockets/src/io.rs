@@ -26,12 +26,13 @@ pub trait Io: Clone + 'static {
     /// A bound listener, in the runtime's form.
     type Listener: 'static;
 
-    /// Accepts one connection (TCP options applied).
+    /// Accepts one connection (TCP options applied), with the peer's IP address for tcp
+    /// (`None` for ipc).
     fn accept(
         &self,
         listener: &Self::Listener,
         keepalive: TcpKeepalive,
-    ) -> impl Future<Output = io::Result<Self::Stream>>;
+    ) -> impl Future<Output = io::Result<(Self::Stream, Option<std::net::IpAddr>)>>;
 
     /// Connects to `target` (TCP options applied).
     fn connect(
@@ -295,6 +296,7 @@ pub struct Accepted<I: Io> {
     core: Arc<Core>,
     stream: I::Stream,
     endpoint: String,
+    peer_ip: Option<std::net::IpAddr>,
     ctl: Arc<EndpointCtl>,
 }
 
@@ -314,6 +316,7 @@ impl<I: Io> Accepted<I> {
         else {
             return;
         };
+        engine.set_peer_ip(self.peer_ip);
         let reason = match race(self.io.run(self.stream, &mut engine), self.ctl.aborted()).await {
             Either::Left(r) => r,
             Either::Right(()) => EngineError::SocketClosed,
@@ -346,7 +349,7 @@ pub async fn accept_loop<I: Io>(
             Either::Right(_) => break,
         };
         match accepted {
-            Ok(stream) => {
+            Ok((stream, peer_ip)) => {
                 core.emit(MonitorEvent::Accepted {
                     endpoint: endpoint.clone(),
                 });
@@ -355,6 +358,7 @@ pub async fn accept_loop<I: Io>(
                     core: core.clone(),
                     stream,
                     endpoint: endpoint.clone(),
+                    peer_ip,
                     ctl: ctl.clone(),
                 });
             }

@@ -106,15 +106,16 @@ impl Drop for ZapExchange {
 pub(crate) enum ZapFailure {
     /// The reply does not follow RFC 27.
     Malformed,
-    /// The handler went away.
+    /// The handler could not be asked (gone, or not a socket that can answer).
     Gone,
 }
 
 impl ZapExchange {
-    /// Sends `request` to the handler bound at [`ZAP_ENDPOINT`]; `None` when there is none.
-    pub(crate) fn start(request: &ZapRequest, request_id: u64) -> Option<Self> {
+    /// Sends `request` to the handler bound at [`ZAP_ENDPOINT`]: `Ok(None)` when there is
+    /// none, `Err` when one is bound but cannot be asked (a refusal, never a pass).
+    pub(crate) fn start(request: &ZapRequest, request_id: u64) -> Result<Option<Self>, ZapFailure> {
         if !inproc::is_bound(ZAP_NAME) {
-            return None;
+            return Ok(None);
         }
         // One request, one reply: the smallest pipes will do.
         let options = Options {
@@ -123,8 +124,8 @@ impl ZapExchange {
             recv_hwm: 2,
             ..Options::default()
         };
-        let core = Core::new(SocketType::Dealer, options).ok()?;
-        inproc::connect(&core, ZAP_NAME).ok()?;
+        let core = Core::new(SocketType::Dealer, options).map_err(|_| ZapFailure::Gone)?;
+        inproc::connect(&core, ZAP_NAME).map_err(|_| ZapFailure::Gone)?;
         let request_id = Bytes::from(request_id.to_string());
         let mut msg = Message::new();
         msg.push(Bytes::new());
@@ -137,8 +138,8 @@ impl ZapExchange {
         for c in &request.credentials {
             msg.push(c.clone());
         }
-        core.try_send(msg).ok()?;
-        Some(Self { core, request_id })
+        core.try_send(msg).map_err(|_| ZapFailure::Gone)?;
+        Ok(Some(Self { core, request_id }))
     }
 
     /// The handler's reply, once it is in.

@@ -616,7 +616,11 @@ impl Connection {
                 Ok(())
             }
             Err(e) => {
-                if matches!(self.state, State::Handshake(_)) {
+                // NULL explains a refusal with ERROR; PLAIN and CURVE close silently on a
+                // broken handshake (libzmq sends their ERROR only for an authentication refusal).
+                if matches!(self.state, State::Handshake(_))
+                    && matches!(self.config.mechanism, Mechanism::Null)
+                {
                     if let Error::Protocol(p) = &e {
                         mechanism::encode_error(&p.to_string(), &mut self.out);
                     }

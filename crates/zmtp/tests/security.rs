@@ -295,6 +295,25 @@ fn curve_wrong_server_key_fails_the_handshake() {
         Some(Error::Protocol(ProtocolError::Cryptographic))
     );
     assert!(!pair.client.conn.is_established());
+    // As libzmq: a broken CURVE handshake closes silently, no ERROR goes to the client.
+    assert_eq!(pair.client.error, None);
+}
+
+#[test]
+fn incompatible_socket_types_are_refused_before_ready() {
+    for authenticate in [false, true] {
+        let mut pair = curve_pair(SocketType::Push, SocketType::Push, authenticate);
+        pair.drive();
+        assert!(matches!(
+            pair.server.error,
+            Some(Error::Protocol(
+                ProtocolError::IncompatibleSocketType { .. }
+            ))
+        ));
+        // Neither READY nor an authentication request went out for the refused peer.
+        assert!(pair.server.take_events().is_empty());
+        assert!(!pair.client.conn.is_established());
+    }
 }
 
 #[test]

@@ -25,7 +25,8 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 
 use super::plain::unexpected;
 use super::{
-    AuthRequest, CurveConfig, LocalInfo, PeerAuth, Step, done, encode_properties, properties_len,
+    AuthRequest, CurveConfig, LocalInfo, PeerAuth, Step, check_socket_type, done,
+    encode_properties, properties_len,
 };
 use crate::command::encode_command_header;
 use crate::error::{Error, ProtocolError};
@@ -379,6 +380,7 @@ impl CurveHandshake {
             return Err(crypto_failed());
         }
         let metadata = Metadata::parse(&inner[KEY_LEN + VOUCH_LEN..])?;
+        check_socket_type(local, &metadata)?;
         self.session = Some(session);
         let client_key = CurvePublicKey::from_bytes(client_key);
         if local.authenticate {
@@ -387,7 +389,6 @@ impl CurveHandshake {
             return Ok(Step::Authenticate(AuthRequest {
                 mechanism: "CURVE",
                 credentials: vec![Bytes::copy_from_slice(client_key.as_bytes())],
-                identity: Bytes::new(),
             }));
         }
         self.client = Some((client_key, metadata));

@@ -126,8 +126,6 @@ pub struct AuthRequest {
     /// The credentials: none for NULL, user name and password for PLAIN, the client's 32-byte
     /// long-term public key for CURVE.
     pub credentials: Vec<Bytes>,
-    /// The `Identity` property the peer sent, if any (ZAP's "identity" frame).
-    pub identity: Bytes,
 }
 
 /// The application's answer to an [`AuthRequest`], as a ZAP reply (RFC 27) carries it.
@@ -308,7 +306,6 @@ impl NullHandshake {
             Step::Authenticate(AuthRequest {
                 mechanism: "NULL",
                 credentials: Vec::new(),
-                identity: Bytes::new(),
             })
         } else {
             encode_ready(local, out);
@@ -350,6 +347,22 @@ pub(crate) fn done(metadata: Metadata, cipher: Option<CurveCipher>, auth: PeerAu
         cipher,
         auth,
     }))
+}
+
+/// Checks the peer's `Socket-Type` against ours before a server answers it (libzmq refuses an
+/// incompatible peer before sending READY). A missing `Socket-Type` is tolerated, as libzmq does.
+pub(crate) fn check_socket_type(local: &LocalInfo<'_>, metadata: &Metadata) -> Result<(), Error> {
+    let Some(name) = metadata.get(metadata::SOCKET_TYPE) else {
+        return Ok(());
+    };
+    match SocketType::from_name(name) {
+        Some(t) if local.socket_type.is_compatible(t) => Ok(()),
+        _ => Err(ProtocolError::IncompatibleSocketType {
+            ours: local.socket_type,
+            theirs: name.to_vec(),
+        }
+        .into()),
+    }
 }
 
 /// The error an ERROR command from the peer stands for, if `body` is one.

@@ -3,7 +3,10 @@
 
 use bytes::Bytes;
 
-use super::{AuthRequest, LocalInfo, PeerAuth, Step, done, encode_properties, properties_len};
+use super::{
+    AuthRequest, LocalInfo, PeerAuth, Step, check_socket_type, done, encode_properties,
+    properties_len,
+};
 use crate::command::encode_command_header;
 use crate::error::{Error, ProtocolError};
 use crate::metadata::Metadata;
@@ -85,7 +88,6 @@ impl PlainHandshake {
                     Ok(Step::Authenticate(AuthRequest {
                         mechanism: "PLAIN",
                         credentials: vec![self.username.clone(), self.password.clone()],
-                        identity: Bytes::new(),
                     }))
                 } else {
                     Ok(self.accepted(out))
@@ -96,6 +98,7 @@ impl PlainHandshake {
                     .strip_prefix(INITIATE)
                     .ok_or_else(|| unexpected(body))?;
                 let metadata = Metadata::parse(data)?;
+                check_socket_type(local, &metadata)?;
                 encode_command_header(out, b"READY", properties_len(local));
                 encode_properties(local, out);
                 Ok(done(
