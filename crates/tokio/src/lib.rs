@@ -32,15 +32,7 @@
 mod driver;
 mod transport;
 
-pub use omq_sockets::zap::{AuthHandler, Authenticator, ZAP_ENDPOINT, ZapRequest};
-pub use omq_sockets::{
-    Endpoint, EndpointError, Error, Host, IpcAddr, Monitor, MonitorEvent, OptionError, Options,
-    Port, ReconnectStop, SocketBase, TcpKeepalive, TrySendError,
-};
-pub use omq_zmtp::{
-    AuthReply, CurveKeyPair, CurvePublicKey, CurveSecretKey, Frame, Message, Metadata, PeerAuth,
-    PeerInfo, SocketType,
-};
+pub use omq_sockets::api::*;
 pub use transport::{Listener, Stream, Tokio};
 
 /// A ZeroMQ socket on tokio (see [`omq_sockets::io::Socket`] for its methods).
