@@ -355,8 +355,7 @@ async fn curve_client_to_libzmq_server() {
             &endpoint(transport),
             "--mech",
             "curve-server",
-            "--secret",
-            &server.secret.to_z85(),
+            &format!("--secret={}", server.secret.to_z85()),
             "--count",
             &N.to_string(),
             "--heartbeat",
@@ -399,10 +398,8 @@ async fn libzmq_curve_client_to_omq_server_with_an_authenticator() {
             &ep,
             "--mech",
             "curve-client",
-            "--secret",
-            &client.secret.to_z85(),
-            "--server-key",
-            &server.public.to_z85(),
+            &format!("--secret={}", client.secret.to_z85()),
+            &format!("--server-key={}", server.public.to_z85()),
             "--count",
             &N.to_string(),
             "--heartbeat",
@@ -427,10 +424,8 @@ async fn libzmq_curve_client_to_omq_server_with_an_authenticator() {
             &ep,
             "--mech",
             "curve-client",
-            "--secret",
-            &stranger.secret.to_z85(),
-            "--server-key",
-            &server.public.to_z85(),
+            &format!("--secret={}", stranger.secret.to_z85()),
+            &format!("--server-key={}", server.public.to_z85()),
         ]);
         wait_for(&mut mon, failed_with("400")).await;
         pull.close().await;
@@ -458,10 +453,8 @@ async fn curve_pub_to_libzmq_sub_filters_by_subscription() {
         &ep,
         "--mech",
         "curve-client",
-        "--secret",
-        &client.secret.to_z85(),
-        "--server-key",
-        &server.public.to_z85(),
+        &format!("--secret={}", client.secret.to_z85()),
+        &format!("--server-key={}", server.public.to_z85()),
         "--subscribe",
         "msg",
         "--count",
@@ -499,8 +492,7 @@ async fn curve_req_to_libzmq_rep() {
             &endpoint(transport),
             "--mech",
             "curve-server",
-            "--secret",
-            &server.secret.to_z85(),
+            &format!("--secret={}", server.secret.to_z85()),
             "--count",
             "100",
             "--heartbeat",
@@ -534,10 +526,8 @@ async fn curve_refusals_against_libzmq() {
         "tcp://127.0.0.1:*",
         "--mech",
         "curve-server",
-        "--secret",
-        &server.secret.to_z85(),
-        "--zap",
-        &other.public.to_z85(),
+        &format!("--secret={}", server.secret.to_z85()),
+        &format!("--zap={}", other.public.to_z85()),
     ]);
     let mut o = options();
     o.curve_secret_key = Some(CurveKeyPair::generate().unwrap().secret);
@@ -557,8 +547,7 @@ async fn curve_refusals_against_libzmq() {
         "tcp://127.0.0.1:*",
         "--mech",
         "curve-server",
-        "--secret",
-        &server.secret.to_z85(),
+        &format!("--secret={}", server.secret.to_z85()),
     ]);
     o.curve_server_key = Some(other.public);
     let push = Socket::new(SocketType::Push, o).unwrap();

@@ -175,16 +175,16 @@ struct Args {
     #[arg(long)]
     curve_server: bool,
     /// Our CURVE secret key (40 Z85 characters). A client without one uses a fresh key pair.
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     curve_secret: Option<String>,
     /// Our CURVE public key (checked against --curve-secret).
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     curve_public: Option<String>,
     /// The CURVE server's public key: be a CURVE client.
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     curve_serverkey: Option<String>,
     /// CURVE server: accept only this client public key (repeatable; default: any client).
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     curve_allow: Vec<String>,
 }
 

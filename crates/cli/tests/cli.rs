@@ -376,3 +376,25 @@ fn bad_keys_are_one_line_errors() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("--curve-serverkey"), "{err}");
 }
+
+/// A Z85 key may start with `-` (it is in the alphabet): it is a value, not a flag.
+#[test]
+fn keys_starting_with_a_dash_are_values() {
+    let key = format!("-{}", "0".repeat(39));
+    let out = omq(&[
+        "pull",
+        "--bind",
+        &ipc(),
+        "--curve-server",
+        "--curve-secret",
+        &key,
+        "--count",
+        "1",
+        "--timeout",
+        "200",
+    ])
+    .output()
+    .unwrap();
+    // Nothing arrives: the timeout's status, not an argument error.
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
