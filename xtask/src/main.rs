@@ -10,6 +10,11 @@
 //!   built with AddressSanitizer on it; otherwise (or with `--no-asan`, or if that build fails) on
 //!   the stable toolchain without a sanitizer, which still catches panics. `--asan` insists on
 //!   nightly.
+//! - `bench [--quick] [--report] [HARNESS ARGS...]`: the comparison harness (`benches/`), in
+//!   release mode. A full run writes `benches/results/full.json` and regenerates
+//!   `COMPARISONS.md` from it; `--quick` writes `benches/results/quick.json` and prints the
+//!   tables only. `--report` regenerates `COMPARISONS.md` from the committed full results
+//!   without measuring. Other arguments go to the harness (`--rounds N`, `--patterns ...`).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -37,9 +42,10 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&args[1..]),
         Some("loom") => loom(args.get(2..).unwrap_or_default()),
         Some("miri") => miri(),
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | loom | miri | fuzz [--smoke] [--seconds N] [--asan | --no-asan] [TARGET...]"
+                "usage: cargo xtask ci | loom | miri | fuzz [--smoke] [--seconds N] [--asan | --no-asan] [TARGET...] | bench [--quick] [--report] [ARGS...]"
             );
             return ExitCode::from(2);
         }
@@ -241,4 +247,32 @@ fn nightly_available() -> bool {
         .args(["run", "nightly", "rustc", "--version"])
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// The published results and the page made from them.
+const FULL_RESULTS: &str = "benches/results/full.json";
+const COMPARISONS: &str = "COMPARISONS.md";
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "-p",
+        "omq-bench",
+        "--bin",
+        "bench",
+        "--",
+    ]);
+    if args.iter().any(|a| a == "--report") {
+        cmd.args(["report", FULL_RESULTS, "--markdown", COMPARISONS]);
+        return run(&mut cmd);
+    }
+    cmd.args(args);
+    if args.iter().any(|a| a == "--quick") {
+        cmd.args(["--out", "benches/results/quick.json"]);
+    } else {
+        cmd.args(["--out", FULL_RESULTS, "--markdown", COMPARISONS]);
+    }
+    run(&mut cmd)
 }
