@@ -143,7 +143,8 @@ impl Engine {
     /// Makes room in `buf` for the next read: at least `chunk` bytes free, and room toward the
     /// size the next frame declared, growing by doubling as its bytes arrive. A header that
     /// announces a huge frame (nothing limits it without `max_message_size`) therefore costs
-    /// memory only as fast as the peer actually sends.
+    /// memory only as fast as the peer actually sends. A large frame whose rest already fits
+    /// is read into the room it has rather than moved to a bigger buffer.
     pub fn reserve_read(&self, buf: &mut BytesMut, chunk: usize) {
         reserve_for(buf, self.conn.bytes_needed(), chunk);
     }
@@ -544,6 +545,11 @@ impl Engine {
 
 fn reserve_for(buf: &mut BytesMut, need: usize, chunk: usize) {
     let len = buf.len();
+    if len >= chunk && need > len && buf.capacity() >= need {
+        // The rest of a large frame fits: a short read costs less than copying `len` bytes
+        // into a larger buffer.
+        return;
+    }
     let target = need.min(len.saturating_mul(2)).max(len + chunk);
     if buf.capacity() < target {
         buf.reserve(target - len);
@@ -570,5 +576,19 @@ mod tests {
         b.resize(300_000, 0);
         reserve_for(&mut b, 500_000, CHUNK);
         assert!(b.capacity() >= 500_000);
+    }
+
+    #[test]
+    fn a_large_frame_that_fits_is_not_moved() {
+        let mut b = BytesMut::with_capacity(1 << 20);
+        b.resize((1 << 20) - 10, 0);
+        let before = b.as_ptr();
+        reserve_for(&mut b, 1 << 20, CHUNK);
+        assert_eq!(b.as_ptr(), before, "reallocated for the last 10 bytes");
+        // Small frames still get a whole chunk to read into.
+        let mut b = BytesMut::with_capacity(CHUNK);
+        b.resize(CHUNK - 10, 0);
+        reserve_for(&mut b, CHUNK - 5, CHUNK);
+        assert!(b.capacity() - b.len() >= CHUNK);
     }
 }

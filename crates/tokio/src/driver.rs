@@ -17,7 +17,7 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Refill the write buffer while it holds less than this.
 const REFILL_BELOW: usize = 64 * 1024;
 /// Loop turns with progress before the task yields to the runtime.
-const BUDGET: u32 = 64;
+const BUDGET: u32 = 8;
 /// iovecs per vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -32,6 +32,8 @@ struct Driver<'a, S> {
     closing: Option<EngineError>,
     /// Our FIN is sent; until when we wait for the peer's.
     goodbye_until: Option<Instant>,
+    /// The last poll ended because its budget ran out, not because it has to wait.
+    out_of_budget: bool,
 }
 
 /// Runs the connection until it ends; returns why.
@@ -48,8 +50,25 @@ where
         armed: None,
         closing: None,
         goodbye_until: None,
+        out_of_budget: false,
     };
-    poll_fn(|cx| d.poll(cx)).await
+    loop {
+        let ended = poll_fn(|cx| match d.poll(cx) {
+            Poll::Pending if std::mem::take(&mut d.out_of_budget) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(e) => Poll::Ready(Some(e)),
+        })
+        .await;
+        match ended {
+            Some(e) => return e,
+            // A long drain yields through tokio's deferred wake-ups, which let the runtime's
+            // `block_on` future run as well: a plain self-wake would put this task straight
+            // back in the run queue, and a current-thread runtime polls up to 61 queued tasks
+            // before the `block_on` future again. A receiver in `block_on` (as in `main`) then
+            // fell behind its own connection until the pipe held HWM messages.
+            None => tokio::task::yield_now().await,
+        }
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
@@ -147,7 +166,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             budget -= 1;
             if budget == 0 {
                 // Long drains yield, so one busy connection cannot starve the runtime.
-                cx.waker().wake_by_ref();
+                self.out_of_budget = true;
                 return Poll::Pending;
             }
         }
