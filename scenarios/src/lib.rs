@@ -55,6 +55,12 @@ pub trait Backend {
     /// Reads some bytes (0 at end of stream).
     async fn raw_read(r: &mut Self::Raw, buf: &mut [u8]) -> std::io::Result<usize>;
 
+    /// Whether the test's task and the sockets' connections share one thread, so that they
+    /// interleave only where one of them awaits (a current-thread runtime).
+    fn single_threaded() -> bool {
+        true
+    }
+
     /// `unbind`.
     async fn unbind(s: &Self::Socket, ep: &str) -> Result<(), Error> {
         s.unbind(ep).await
@@ -248,6 +254,7 @@ macro_rules! scenario_tests {
             push_pull, push_round_robin, pull_fair_queue, req_rep, req_state_machine,
             dealer_router_identities, router_mandatory, pub_sub_filtering, xpub_xsub_subscriptions,
             pair_exchange, hwm_blocks_and_try_send_hands_back, pub_drops_at_hwm,
+            pub_tight_loop_keeps_up,
             connect_before_bind, linger_delivers_queued, cancelled_recv_loses_nothing,
             multipart_atomic_under_load, monitor_reports_handshake, reconnect_restores_flow,
             sub_resubscribes_after_reconnect, unbind_and_disconnect, xpub_verbose, xpub_nodrop,

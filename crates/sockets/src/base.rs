@@ -2,6 +2,8 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::Poll;
 
 use omq_zmtp::{Message, SocketType};
 
@@ -21,7 +23,24 @@ use crate::{Endpoint, Options};
 pub struct SocketBase {
     core: Arc<Core>,
     endpoints: Endpoints,
+    /// Sends in a row that completed without waiting.
+    streak: AtomicU32,
+    /// After this many, `send` yields once to the runtime: for sockets that drop at the HWM
+    /// instead of waiting, half the send HWM, at most [`MAX_SEND_STREAK`].
+    streak_limit: u32,
 }
+
+/// The most sends in a row, without waiting, before `send` yields once to the runtime.
+///
+/// The send of a PUB, XPUB or ROUTER socket never waits: at the HWM it drops. On a
+/// single-threaded runtime the connection tasks that write the messages out run only when the
+/// sender yields, so a tight send loop would fill every pipe before the first byte left: the
+/// receivers sit idle meanwhile, and the socket drops what is over its HWM although its peers
+/// keep up. Yielding after half the HWM lets the connections drain in time; the cap keeps
+/// write batches large when the HWM is huge (shorter streaks cost throughput: 256 gave
+/// 4.5 M msg/s to 4 subscribers where 4096 gave 6.6 M). Sockets whose send waits at the HWM
+/// yield there by themselves.
+pub const MAX_SEND_STREAK: u32 = 4096;
 
 /// What a backend does for [`SocketBase::prepare_bind`].
 #[derive(Debug)]
@@ -55,8 +74,18 @@ impl SocketBase {
     /// A new socket of type `socket_type`. Invalid options are an error here.
     pub fn new(socket_type: SocketType, options: Options) -> Result<Self, Error> {
         Ok(Self {
+            streak_limit: match (socket_type, options.send_hwm / 2) {
+                // Sockets whose send waits at the HWM interleave with their connections by
+                // themselves, in batches as large as the HWM allows.
+                (SocketType::Pub | SocketType::XPub | SocketType::Router, 0) => MAX_SEND_STREAK,
+                (SocketType::Pub | SocketType::XPub | SocketType::Router, half) => {
+                    u32::try_from(half).map_or(MAX_SEND_STREAK, |h| h.min(MAX_SEND_STREAK))
+                }
+                _ => u32::MAX,
+            },
             core: Core::new(socket_type, options)?,
             endpoints: Endpoints::new(),
+            streak: AtomicU32::new(0),
         })
     }
 
@@ -182,7 +211,25 @@ impl SocketBase {
     /// dropped before it completes, the message was not sent.
     pub async fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
         let mut msg = Some(msg.into());
-        poll_fn(|cx| self.core.poll_send(cx, &mut msg)).await
+        let mut yielded = false;
+        poll_fn(|cx| {
+            if !yielded && self.streak.load(Ordering::Relaxed) >= self.streak_limit {
+                // Let the connection tasks run; the message is not sent yet, so a future
+                // dropped here loses nothing.
+                yielded = true;
+                self.streak.store(0, Ordering::Relaxed);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let r = self.core.poll_send(cx, &mut msg);
+            if r.is_pending() {
+                self.streak.store(0, Ordering::Relaxed);
+            } else {
+                self.streak.fetch_add(1, Ordering::Relaxed);
+            }
+            r
+        })
+        .await
     }
 
     /// Sends a message if a peer has room now; otherwise hands it back in

@@ -17,6 +17,10 @@ impl Backend for Tokio {
     fn socket(ty: SocketType, opts: Options) -> Result<Socket, Error> {
         Socket::new(ty, opts)
     }
+    fn single_threaded() -> bool {
+        tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::CurrentThread
+    }
     async fn bind(s: &Socket, ep: &str) -> Result<Endpoint, Error> {
         s.bind(ep).await
     }

@@ -300,9 +300,16 @@ impl Plan {
             }
         }
         if has("pubsub") {
-            for subs in [4, 32] {
-                add("pubsub", "tcp", 16, subs, 50_000 * scale);
-                add("pubsub", "tcp", 16384, subs, 2_000 * scale);
+            // The same deliveries in all, however many subscribers share them.
+            for subs in [4u64, 32] {
+                add("pubsub", "tcp", 16, subs as usize, 2_000_000 * scale / subs);
+                add(
+                    "pubsub",
+                    "tcp",
+                    16384,
+                    subs as usize,
+                    100_000 * scale / subs,
+                );
             }
         }
         if has("fanin") {
