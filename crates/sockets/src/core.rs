@@ -790,7 +790,7 @@ impl Core {
                 return Ok(Some((m, None)));
             }
         }
-        while let Some((peer, rid, mut msg)) = self.fair_queue(st) {
+        while let Some((peer, idx, mut msg)) = self.fair_queue(st) {
             match self.socket_type {
                 // SUB filters; XSUB passes everything, as libzmq's does.
                 SocketType::Sub => {
@@ -800,7 +800,7 @@ impl Core {
                     }
                 }
                 SocketType::Router => {
-                    msg.push_front(Frame::from(rid));
+                    msg.push_front(Frame::from(st.inp[idx].routing_id.clone()));
                     return Ok(Some((msg, Some(peer))));
                 }
                 SocketType::Req => {
@@ -833,10 +833,14 @@ impl Core {
 
     /// The next message in fair-queue order, with the peer it came from and that peer's
     /// routing id (ROUTER).
-    fn fair_queue(&self, st: &mut State) -> Option<(PeerId, Bytes, Message)> {
+    /// The next message in fair-queue order, with its peer and the peer's index in `st.inp`.
+    fn fair_queue(&self, st: &mut State) -> Option<(PeerId, usize, Message)> {
         let mut tried = 0;
         while tried < st.inp.len() {
-            let idx = (st.fq + tried) % st.inp.len();
+            let mut idx = st.fq + tried;
+            if idx >= st.inp.len() {
+                idx -= st.inp.len();
+            }
             let p = &mut st.inp[idx];
             match p.rx.fetch_pop() {
                 Ok(mut m) => {
@@ -846,7 +850,7 @@ impl Core {
                         }
                     }
                     st.fq = idx + 1;
-                    return Some((p.id, p.routing_id.clone(), m));
+                    return Some((p.id, idx, m));
                 }
                 Err(yring::PopError::Empty) => tried += 1,
                 Err(_) => {
