@@ -1,7 +1,7 @@
 //! How received messages are printed: one line per message.
 
 use clap::ValueEnum;
-use omq_tokio::Message;
+use omq_sockets::api::Message;
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

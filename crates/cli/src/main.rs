@@ -14,16 +14,20 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::io::Write;
+
 use clap::{Parser, ValueEnum};
-use omq_tokio::{
+use omq_sockets::api::{
     AuthHandler, AuthReply, CurveKeyPair, CurvePublicKey, CurveSecretKey, Message, MonitorEvent,
-    Options, Socket, SocketType, ZapRequest,
+    Options, SocketType, ZapRequest,
 };
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use omq_sockets::io::Socket;
 
 mod format;
+mod runtime;
 
 use format::Format;
+use runtime::{Either, Runtime, join, race};
 
 /// Socket types, as the command line spells them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -190,14 +194,21 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    if args.kind == Kind::Keygen {
+        return match CurveKeyPair::generate() {
+            Ok(pair) => {
+                println!("public {}", pair.public.to_z85());
+                println!("secret {}", pair.secret.to_z85());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e.to_string()),
+        };
+    }
+    let ran = match args.backend {
+        Backend::Tokio => omq_tokio::Tokio::block_on(run::<omq_tokio::Tokio>(args)),
+        Backend::Compio => omq_compio::Compio::block_on(run::<omq_compio::Compio>(args)),
     };
-    match rt.block_on(run(args)) {
+    match ran.and_then(|r| r) {
         Ok(code) => code,
         Err(e) => fail(e),
     }
@@ -295,24 +306,16 @@ fn security(args: &Args, o: &mut Options) -> Result<(), String> {
     Ok(())
 }
 
-async fn run(args: Args) -> Result<ExitCode, String> {
-    if args.kind == Kind::Keygen {
-        let pair = CurveKeyPair::generate().map_err(|e| e.to_string())?;
-        println!("public {}", pair.public.to_z85());
-        println!("secret {}", pair.secret.to_z85());
-        return Ok(ExitCode::SUCCESS);
-    }
-    if args.backend == Backend::Compio {
-        return Err("--backend compio is not available in this build yet".into());
-    }
+/// The whole session on one backend: the socket, its endpoints, the work, an orderly close.
+async fn run<R: Runtime>(args: Args) -> Result<ExitCode, String> {
     if args.bind.is_empty() && args.connect.is_empty() {
         return Err("give at least one --bind or --connect endpoint".into());
     }
     let socket =
-        Socket::new(args.kind.socket_type(), options(&args)?).map_err(|e| e.to_string())?;
+        Socket::<R>::new(args.kind.socket_type(), options(&args)?).map_err(|e| e.to_string())?;
     if args.monitor {
         let mut mon = socket.monitor();
-        tokio::spawn(async move {
+        R::spawn_detached(async move {
             while let Some(ev) = mon.next().await {
                 eprintln!("{}", describe(&ev));
             }
@@ -341,15 +344,12 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             socket.subscribe(p).map_err(|e| e.to_string())?;
         }
     }
-    let code = tokio::select! {
-        r = work(&socket, &args) => r?,
-        _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
+    let code = match race(work::<R>(&socket, &args), R::ctrl_c()).await {
+        Either::Left(r) => r?,
+        Either::Right(()) => ExitCode::SUCCESS,
     };
     // Honours linger: what is queued is sent first (Ctrl-C again to stop waiting).
-    tokio::select! {
-        () = socket.close() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    let _ = race(socket.close(), R::ctrl_c()).await;
     Ok(code)
 }
 
@@ -357,7 +357,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
 struct Input {
     data: Option<Message>,
     left: u64,
-    lines: Option<tokio::io::Lines<BufReader<tokio::io::Stdin>>>,
+    lines: Option<blume::Receiver<Result<String, String>>>,
     frames: bool,
     repeat: u64,
     pending: Option<(Message, u64)>,
@@ -378,7 +378,7 @@ impl Input {
             None => Self {
                 data: None,
                 left: 0,
-                lines: Some(BufReader::new(tokio::io::stdin()).lines()),
+                lines: Some(stdin_lines()),
                 frames,
                 repeat: args.repeat,
                 pending: None,
@@ -403,16 +403,33 @@ impl Input {
         let Some(lines) = &mut self.lines else {
             return Ok(None);
         };
-        match lines.next_line().await {
-            Ok(Some(line)) => {
+        match lines.recv().await {
+            Ok(Ok(line)) => {
                 let m = to_message(&line, self.frames);
                 self.pending = Some((m.clone(), self.repeat.saturating_sub(1)));
                 Ok(Some(m))
             }
-            Ok(None) => Ok(None),
-            Err(e) => Err(format!("reading stdin: {e}")),
+            Ok(Err(e)) => Err(e),
+            // End of input.
+            Err(_) => Ok(None),
         }
     }
+}
+
+/// Stdin's lines, read by a thread (the same on every runtime); the channel closes at the end
+/// of input. Bounded, so a large input is read only as fast as it is sent.
+fn stdin_lines() -> blume::Receiver<Result<String, String>> {
+    let (tx, rx) = blume::bounded(1024);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let failed = line.is_err();
+            let line = line.map_err(|e| format!("reading stdin: {e}"));
+            if tx.send_blocking(line).is_err() || failed {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 fn to_message(text: &str, frames: bool) -> Message {
@@ -423,7 +440,7 @@ fn to_message(text: &str, frames: bool) -> Message {
     }
 }
 
-async fn work(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
+async fn work<R: Runtime>(socket: &Socket<R>, args: &Args) -> Result<ExitCode, String> {
     match args.kind {
         // One request, one reply, in turn.
         Kind::Req => send_all(socket, args).await,
@@ -431,7 +448,7 @@ async fn work(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
         k if k.receives() && !k.sends() => receive(socket, args).await,
         // Both ways: send stdin (or --data) while printing what arrives.
         _ => {
-            let (sent, received) = tokio::join!(send_all(socket, args), receive(socket, args));
+            let (sent, received) = join(send_all(socket, args), receive(socket, args)).await;
             sent?;
             received
         }
@@ -439,13 +456,12 @@ async fn work(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
 }
 
 /// Sends every input message; `req` prints each reply before the next request.
-async fn send_all(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
-    let mut out = tokio::io::stdout();
+async fn send_all<R: Runtime>(socket: &Socket<R>, args: &Args) -> Result<ExitCode, String> {
     let mut input = Input::new(args);
     let mut first = true;
     while let Some(m) = input.next().await? {
         if let (Some(ms), false) = (args.interval, first) {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
+            R::sleep(Duration::from_millis(ms)).await;
         }
         first = false;
         socket.send(m).await.map_err(|e| format!("send: {e}"))?;
@@ -453,44 +469,43 @@ async fn send_all(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
             let Some(reply) = next(socket, args).await? else {
                 return Ok(ExitCode::from(1));
             };
-            print(&mut out, args, &reply).await?;
+            print(args, &reply)?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Waits for the next message, or `None` after the idle timeout.
-async fn next(socket: &Socket, args: &Args) -> Result<Option<Message>, String> {
-    let recv = socket.recv();
+async fn next<R: Runtime>(socket: &Socket<R>, args: &Args) -> Result<Option<Message>, String> {
     let r = match args.timeout {
-        Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), recv).await {
-            Ok(r) => r,
-            Err(_) => return Ok(None),
+        Some(ms) => match race(socket.recv(), R::sleep(Duration::from_millis(ms))).await {
+            Either::Left(r) => r,
+            Either::Right(()) => return Ok(None),
         },
-        None => recv.await,
+        None => socket.recv().await,
     };
     r.map(Some).map_err(|e| format!("recv: {e}"))
 }
 
-async fn print(out: &mut tokio::io::Stdout, args: &Args, m: &Message) -> Result<(), String> {
+/// Prints one message as a line. Stdout is written directly: a line at a time, flushed.
+fn print(args: &Args, m: &Message) -> Result<(), String> {
     let mut line = args.format.render(m);
     line.push('\n');
+    let mut out = std::io::stdout().lock();
     out.write_all(line.as_bytes())
-        .await
-        .map_err(|e| format!("stdout: {e}"))?;
-    out.flush().await.map_err(|e| format!("stdout: {e}"))
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("stdout: {e}"))
 }
 
 /// Prints what arrives; `rep` answers each request (`--reply`, or the request itself).
-async fn receive(socket: &Socket, args: &Args) -> Result<ExitCode, String> {
-    let mut out = tokio::io::stdout();
+async fn receive<R: Runtime>(socket: &Socket<R>, args: &Args) -> Result<ExitCode, String> {
     let reply = args.reply.as_deref().map(|r| to_message(r, args.frames));
     let mut n = 0u64;
     while args.count.is_none_or(|c| n < c) {
         let Some(m) = next(socket, args).await? else {
             return Ok(ExitCode::from(1));
         };
-        print(&mut out, args, &m).await?;
+        print(args, &m)?;
         if args.kind == Kind::Rep {
             let answer = match &reply {
                 Some(r) if !args.echo => r.clone(),

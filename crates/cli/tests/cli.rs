@@ -106,6 +106,74 @@ fn req_rep_echo() {
 }
 
 #[test]
+fn compio_backend_talks_to_tokio_backend() {
+    // A compio REP answering a tokio REQ over ipc, then a tokio PUSH into a compio PULL over
+    // tcp; the senders read stdin.
+    let ep = ipc();
+    let rep = omq(&["rep", "--backend", "compio", "--bind", &ep, "--count", "2"])
+        .spawn()
+        .unwrap();
+    let mut req = omq(&["req", "--backend", "tokio", "--connect", &ep])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    req.stdin.take().unwrap().write_all(b"one\ntwo\n").unwrap();
+    let req = finish(req);
+    assert!(req.status.success(), "{req:?}");
+    assert_eq!(stdout(&req), "one\ntwo\n");
+    assert_eq!(stdout(&finish(rep)), "one\ntwo\n");
+
+    let pull = omq(&[
+        "pull",
+        "--backend",
+        "compio",
+        "--bind",
+        "tcp://127.0.0.1:0",
+        "--monitor",
+        "--count",
+        "2",
+        "--format",
+        "json",
+    ])
+    .spawn()
+    .unwrap();
+    // --monitor prints the bound endpoint (port 0 resolved) among its events.
+    let mut pull = pull;
+    let err = std::io::BufReader::new(pull.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keeps reading stderr to the end, so the monitor's later lines have somewhere to go.
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(err).map_while(Result::ok) {
+            if let Some(ep) = line.strip_prefix("bound ") {
+                let _ = tx.send(ep.to_owned());
+            }
+        }
+    });
+    let bound = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the bound endpoint");
+    let mut push = omq(&[
+        "push",
+        "--backend",
+        "tokio",
+        "--connect",
+        &bound,
+        "--frames",
+    ])
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
+    push.stdin.take().unwrap().write_all(b"a\tb\nc\n").unwrap();
+    assert!(finish(push).status.success());
+    let pull = finish(pull);
+    assert!(pull.status.success(), "{pull:?}");
+    assert_eq!(
+        stdout(&pull),
+        "{\"frames\":[\"a\",\"b\"]}\n{\"frames\":[\"c\"]}\n"
+    );
+}
+
+#[test]
 fn rep_fixed_reply() {
     let ep = ipc();
     let rep = omq(&["rep", "--bind", &ep, "--count", "1", "--reply", "pong"])

@@ -1,0 +1,119 @@
+//! The little the tool needs from a runtime beyond omq's sockets, for each backend; and
+//! runtime-independent `race` and `join`.
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use omq_sockets::io::Io;
+
+/// A backend the tool can run on: omq's I/O for it, plus a runtime, a timer, Ctrl-C and
+/// background tasks.
+pub(crate) trait Runtime: Io + Default + Sized + 'static {
+    /// Runs `f` to completion on a new single-threaded runtime.
+    fn block_on<F: Future>(f: F) -> Result<F::Output, String>;
+    /// A timer.
+    fn sleep(d: Duration) -> impl Future<Output = ()>;
+    /// Completes when the process receives SIGINT (Ctrl-C).
+    fn ctrl_c() -> impl Future<Output = ()>;
+    /// Runs `f` in the background for as long as the runtime runs.
+    fn spawn_detached(f: impl Future<Output = ()> + Send + 'static);
+}
+
+impl Runtime for omq_tokio::Tokio {
+    fn block_on<F: Future>(f: F) -> Result<F::Output, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        Ok(rt.block_on(f))
+    }
+
+    async fn sleep(d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+
+    async fn ctrl_c() {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No signal handling here: never complete, as if the signal never came.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    fn spawn_detached(f: impl Future<Output = ()> + Send + 'static) {
+        tokio::spawn(f);
+    }
+}
+
+impl Runtime for omq_compio::Compio {
+    fn block_on<F: Future>(f: F) -> Result<F::Output, String> {
+        let rt = compio::runtime::Runtime::new()
+            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        Ok(rt.block_on(f))
+    }
+
+    async fn sleep(d: Duration) {
+        compio::time::sleep(d).await;
+    }
+
+    async fn ctrl_c() {
+        if compio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    fn spawn_detached(f: impl Future<Output = ()> + Send + 'static) {
+        compio::runtime::spawn(f).detach();
+    }
+}
+
+/// Which of two futures finished first.
+pub(crate) enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+/// Polls both futures until one completes (`a` first); the other is dropped.
+pub(crate) async fn race<A, B>(
+    a: impl Future<Output = A>,
+    b: impl Future<Output = B>,
+) -> Either<A, B> {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    poll_fn(|cx| {
+        if let Poll::Ready(v) = a.as_mut().poll(cx) {
+            return Poll::Ready(Either::Left(v));
+        }
+        if let Poll::Ready(v) = b.as_mut().poll(cx) {
+            return Poll::Ready(Either::Right(v));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Runs both futures to completion, concurrently.
+pub(crate) async fn join<A, B>(a: impl Future<Output = A>, b: impl Future<Output = B>) -> (A, B) {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    poll_fn(|cx| {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        match (ra.take(), rb.take()) {
+            (Some(a), Some(b)) => Poll::Ready((a, b)),
+            (a, b) => {
+                (ra, rb) = (a, b);
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
