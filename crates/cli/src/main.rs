@@ -9,6 +9,7 @@
 //! omq keygen
 //! omq pull --bind tcp://*:5555 --curve-server --curve-secret <SECRET>
 //! omq push --connect tcp://host:5555 --curve-serverkey <SERVER PUBLIC> --data hi
+//! omq bench --pattern pushpull --transport tcp --size 128
 //! ```
 
 use std::process::ExitCode;
@@ -99,7 +100,11 @@ enum Backend {
         omq pull --bind tcp://*:5555 --curve-server --curve-secret SECRET [--curve-allow KEY]\n  \
         omq push --connect tcp://host:5555 --curve-serverkey SERVER_PUBLIC --data hi\n  \
         omq rep --bind tcp://*:5557 --plain-server --plain-user admin --plain-pass secret\n  \
-        omq req --connect tcp://host:5557 --plain-user admin --plain-pass secret --data ping"
+        omq req --connect tcp://host:5557 --plain-user admin --plain-pass secret --data ping\n\n\
+        Benchmark (omq against libzmq, zmq.rs and plain sockets; progress on stderr):\n  \
+        omq bench --pattern pushpull --transport tcp --size 128\n  \
+        omq bench --pattern reqrep --transport ipc --quick\n  \
+        omq bench --help"
 )]
 struct Args {
     /// The socket type.
@@ -193,6 +198,13 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    match raw.first().map(String::as_str) {
+        Some("bench") => return bench(&raw[1..]),
+        // A process that a running `omq bench` started.
+        Some("--child") if cfg!(feature = "bench") => return bench(&raw),
+        _ => {}
+    }
     let args = Args::parse();
     if args.kind == Kind::Keygen {
         return match CurveKeyPair::generate() {
@@ -212,6 +224,17 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => fail(e),
     }
+}
+
+/// `omq bench ARGS`: the comparison harness (`omq bench --help`).
+#[cfg(feature = "bench")]
+fn bench(args: &[String]) -> ExitCode {
+    omq_bench::main(args)
+}
+
+#[cfg(not(feature = "bench"))]
+fn bench(_: &[String]) -> ExitCode {
+    fail("this omq was built without `omq bench` (the `bench` feature)".into())
 }
 
 fn fail(msg: String) -> ExitCode {

@@ -466,3 +466,38 @@ fn keys_starting_with_a_dash_are_values() {
     // Nothing arrives: the timeout's status, not an argument error.
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
+
+#[cfg(feature = "bench")]
+#[test]
+fn bench_runs_a_chosen_case() {
+    let out = finish(
+        omq(&[
+            "bench",
+            "--quick",
+            "--rounds",
+            "1",
+            "--pattern",
+            "pushpull",
+            "--transport",
+            "inproc",
+            "--size",
+            "128",
+            "--impls",
+            "omq-tokio",
+        ])
+        .spawn()
+        .unwrap(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let table = stdout(&out);
+    assert!(table.contains("## PUSH/PULL throughput, inproc"), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("| 128 B |"))
+        .unwrap_or_else(|| panic!("no 128 B row in {table}"));
+    assert!(row.contains("M/s") || row.contains("k/s"), "{row}");
+    // The progress line.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[1/1] pushpull inproc 128 B"));
+    let bad = finish(omq(&["bench", "--pattern", "nosuch"]).spawn().unwrap());
+    assert!(!bad.status.success());
+}

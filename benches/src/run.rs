@@ -132,9 +132,9 @@ impl Plan {
                         })
                         .collect::<Result<_, _>>()?;
                 }
-                "--patterns" => plan.patterns = list(&value()?),
-                "--transports" => plan.transports = list(&value()?),
-                "--sizes" => {
+                "--patterns" | "--pattern" => plan.patterns = list(&value()?),
+                "--transports" | "--transport" => plan.transports = list(&value()?),
+                "--sizes" | "--size" => {
                     plan.sizes = list(&value()?)
                         .iter()
                         .map(|s| s.parse().map_err(|e| format!("--sizes: {e}")))

@@ -277,7 +277,7 @@ pub(crate) fn render(r: &Results) -> String {
         out,
         "# How omq compares\n\n\
          Generated from `benches/results/{mode}.json` by `cargo xtask bench{flag}` (the harness in \
-         `benches/src/bin/bench/`); regenerate rather than edit.\n\n\
+         `benches/src/`); regenerate rather than edit.\n\n\
          - Measured {date} on {cpu}, {cpus} CPUs, {mem} GiB, Linux {kernel}, {rustc}.\n\
          - Implementations: libzmq {libzmq}; omq-tokio on a current-thread runtime; omq-compio on \
          io_uring; {zmq_rs} (zmq.rs) on a current-thread tokio runtime; raw: std sockets moving \

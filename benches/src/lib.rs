@@ -7,20 +7,31 @@
 //!     [--patterns pushpull,reqrep,pubsub,fanin,memory] [--transports tcp,ipc,inproc]
 //!     [--sizes 8,128,..] [--out results.json] [--markdown COMPARISONS.md]
 //! cargo run --release -p omq-bench --bin bench -- report results.json [--markdown FILE]
+//! omq bench --pattern pushpull --transport tcp --size 128   # the same, from the omq tool
 //! ```
 //!
 //! Patterns (libzmq's perf tools `local_thr`/`remote_thr` and `local_lat`/`remote_lat` are the
 //! methodology mirrored here):
-//! - `pushpull`: PUSH to PULL throughput. The receiver binds and times from its
-//!   `count / 10`-th message (the warm-up) to its last; the sender connects.
+//! - `pushpull`: PUSH to PULL throughput. The receiver binds, the sender connects; the rate is
+//!   the messages after the sender's warm-up over the time from its mark to the receiver's last.
 //! - `reqrep`: REQ/REP round trips, each one timed; p50, p99 and mean after a warm-up.
 //! - `pubsub`: PUB to 4 and 32 SUB processes, aggregate rate over every subscriber.
 //! - `fanin`: 4 PUSH processes into 1 PULL.
 //! - `memory`: a long 128 B tcp PUSH/PULL run for peak RSS.
 //!
 //! Over tcp and ipc every side is its own process; inproc runs two threads in one process. Each
-//! process reports its CPU time and peak RSS (`getrusage`). The parent only orchestrates: it
-//! starts the processes, relays the go signal and collects what they print.
+//! process reports its CPU time and peak RSS. The parent only orchestrates: it starts the
+//! processes (the running executable again, with `--child` first: a program that embeds the
+//! harness, like the `omq` tool, hands such a command line to [`main`]), relays the go signal
+//! and collects what they print.
+//!
+//! ```no_run
+//! // A binary whose whole job is the harness.
+//! fn main() -> std::process::ExitCode {
+//!     let args: Vec<String> = std::env::args().skip(1).collect();
+//!     omq_bench::main(&args)
+//! }
+//! ```
 
 mod child;
 mod report;
@@ -88,15 +99,20 @@ impl Impl {
     }
 }
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+/// Runs the harness with `args` (the program's arguments without the program name): a
+/// measurement run, `report FILE`, or one of the child processes a run starts (`--child ...`).
+pub fn main(args: &[String]) -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("--child") => {
             child::main(&args[1..]);
             Ok(())
         }
         Some("report") => report::command(&args[1..]),
-        _ => run::command(&args),
+        Some("--help" | "-h") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        _ => run::command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -106,3 +122,21 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// What `--help` prints.
+const USAGE: &str = "\
+Compare omq with libzmq, zmq.rs and plain sockets; print tables of medians and ratios.
+
+Options:
+  --quick                        short runs, 3 rounds (default: 5 rounds, twice the counts)
+  --rounds N                     rounds per case
+  --patterns LIST, --pattern P   pushpull,reqrep,pubsub,fanin,memory (default: all)
+  --transports LIST, --transport T
+                                 tcp,ipc,inproc (default: all)
+  --sizes LIST, --size N         PUSH/PULL message sizes in bytes (default: 8 B to 1 MiB)
+  --impls LIST                   libzmq,omq-tokio,omq-tokio-mt,omq-compio,zmq.rs,raw
+  --out FILE                     write the raw results as JSON
+  --markdown FILE                write the tables as markdown
+
+  report FILE [--markdown OUT]   the tables again from saved results
+";
