@@ -205,6 +205,14 @@ fn main() -> ExitCode {
         Some("--child") if cfg!(feature = "bench") => return bench(&raw),
         _ => {}
     }
+    if let Some(kind) = help_for_type(&raw) {
+        // `omq TYPE --help`: the options, then examples for that type.
+        let mut cmd = <Args as clap::CommandFactory>::command().after_help(examples(kind));
+        return match cmd.print_help() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e.to_string()),
+        };
+    }
     let args = Args::parse();
     if args.kind == Kind::Keygen {
         return match CurveKeyPair::generate() {
@@ -223,6 +231,82 @@ fn main() -> ExitCode {
     match ran.and_then(|r| r) {
         Ok(code) => code,
         Err(e) => fail(e),
+    }
+}
+
+/// The socket type of `omq TYPE ... --help`.
+fn help_for_type(raw: &[String]) -> Option<Kind> {
+    let kind = Kind::from_str(raw.first()?, true).ok()?;
+    raw.iter()
+        .any(|a| a == "--help" || a == "-h")
+        .then_some(kind)
+}
+
+/// Examples for one socket type, shown by `omq TYPE --help`.
+fn examples(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Push => {
+            "Examples:\n  \
+             echo hello | omq push --connect tcp://localhost:5555\n  \
+             omq push --connect tcp://localhost:5555 --data job --repeat 100 --interval 10\n  \
+             printf 'a\\tb\\n' | omq push --connect ipc:///tmp/jobs --frames"
+        }
+        Kind::Pull => {
+            "Examples:\n  \
+             omq pull --bind tcp://*:5555\n  \
+             omq pull --bind tcp://*:5555 --count 10 --format json\n  \
+             omq pull --connect ipc:///tmp/results --timeout 5000"
+        }
+        Kind::Pub => {
+            "Examples:\n  \
+             omq pub --bind tcp://*:5556 --data 'weather.paris 21C' --repeat 10 --interval 1000\n  \
+             tail -f /var/log/syslog | omq pub --bind tcp://*:5556"
+        }
+        Kind::Sub => {
+            "Examples:\n  \
+             omq sub --connect tcp://localhost:5556\n  \
+             omq sub --connect tcp://localhost:5556 --subscribe weather. --format json\n  \
+             omq sub --connect tcp://localhost:5556 --count 1 --timeout 2000"
+        }
+        Kind::Req => {
+            "Examples:\n  \
+             omq req --connect tcp://localhost:5557 --data ping\n  \
+             printf 'one\\ntwo\\n' | omq req --connect ipc:///tmp/svc\n  \
+             omq req --connect tcp://host:5557 --curve-serverkey SERVER_PUBLIC --data ping"
+        }
+        Kind::Rep => {
+            "Examples:\n  \
+             omq rep --bind tcp://*:5557 --echo\n  \
+             omq rep --bind ipc:///tmp/svc --reply pong --count 1\n  \
+             omq rep --bind tcp://*:5557 --curve-server --curve-secret SECRET"
+        }
+        Kind::Dealer => {
+            "Examples (sends stdin, prints what arrives):\n  \
+             omq dealer --connect tcp://localhost:5558 --identity worker-1\n  \
+             omq dealer --connect tcp://localhost:5558 --frames --data '\\tping'"
+        }
+        Kind::Router => {
+            "Examples (prints the sender's routing id as the first frame):\n  \
+             omq router --bind tcp://*:5558 --format json\n  \
+             printf 'worker-1\\thello\\n' | omq router --bind tcp://*:5558 --frames"
+        }
+        Kind::Pair => {
+            "Examples:\n  \
+             omq pair --bind ipc:///tmp/pair\n  \
+             echo hi | omq pair --connect ipc:///tmp/pair"
+        }
+        Kind::Xpub => {
+            "Examples (prints subscriptions as they arrive: \\x01 topic, \\x00 to cancel):\n  \
+             omq xpub --bind tcp://*:5556 --format hex"
+        }
+        Kind::Xsub => {
+            "Examples:\n  \
+             omq xsub --connect tcp://localhost:5556 --subscribe weather."
+        }
+        Kind::Keygen => {
+            "Example:\n  \
+             omq keygen   # prints `public KEY` and `secret KEY` lines (Z85)"
+        }
     }
 }
 

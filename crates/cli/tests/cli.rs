@@ -501,3 +501,22 @@ fn bench_runs_a_chosen_case() {
     let bad = finish(omq(&["bench", "--pattern", "nosuch"]).spawn().unwrap());
     assert!(!bad.status.success());
 }
+
+#[test]
+fn help_per_type_has_examples() {
+    for (kind, example) in [
+        ("push", "omq push --connect"),
+        ("sub", "--subscribe weather."),
+        ("rep", "omq rep --bind"),
+        ("router", "routing id"),
+    ] {
+        let out = finish(omq(&[kind, "--help"]).spawn().unwrap());
+        assert!(out.status.success(), "{kind}: {out:?}");
+        let help = stdout(&out);
+        assert!(
+            help.contains("--bind <EP>"),
+            "{kind}: options missing: {help}"
+        );
+        assert!(help.contains(example), "{kind}: {help}");
+    }
+}
