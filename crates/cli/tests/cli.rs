@@ -520,3 +520,18 @@ fn help_per_type_has_examples() {
         assert!(help.contains(example), "{kind}: {help}");
     }
 }
+
+#[test]
+fn hex_and_base64_formats() {
+    for (format, want) in [("hex", "6869\t796f\n"), ("base64", "aGk=\teW8=\n")] {
+        let ep = ipc();
+        let pull = omq(&["pull", "--bind", &ep, "--count", "1", "--format", format])
+            .spawn()
+            .unwrap();
+        let push = omq(&["push", "--connect", &ep, "--frames", "--data", "hi\tyo"])
+            .spawn()
+            .unwrap();
+        assert!(finish(push).status.success());
+        assert_eq!(stdout(&finish(pull)), want, "{format}");
+    }
+}
