@@ -22,13 +22,13 @@ use omq_sockets::api::{
     AuthHandler, AuthReply, CurveKeyPair, CurvePublicKey, CurveSecretKey, Message, MonitorEvent,
     Options, SocketType, ZapRequest,
 };
-use omq_sockets::io::Socket;
+use omq_sockets::io::{Either, Socket, race, sleep};
 
 mod format;
 mod runtime;
 
 use format::Format;
-use runtime::{Either, Runtime, join, race};
+use runtime::{Runtime, join};
 
 /// Socket types, as the command line spells them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -568,7 +568,7 @@ async fn send_all<R: Runtime>(socket: &Socket<R>, args: &Args) -> Result<ExitCod
     let mut first = true;
     while let Some(m) = input.next().await? {
         if let (Some(ms), false) = (args.interval, first) {
-            R::sleep(Duration::from_millis(ms)).await;
+            sleep(&R::default(), Duration::from_millis(ms)).await;
         }
         first = false;
         socket.send(m).await.map_err(|e| format!("send: {e}"))?;
@@ -585,7 +585,12 @@ async fn send_all<R: Runtime>(socket: &Socket<R>, args: &Args) -> Result<ExitCod
 /// Waits for the next message, or `None` after the idle timeout.
 async fn next<R: Runtime>(socket: &Socket<R>, args: &Args) -> Result<Option<Message>, String> {
     let r = match args.timeout {
-        Some(ms) => match race(socket.recv(), R::sleep(Duration::from_millis(ms))).await {
+        Some(ms) => match race(
+            socket.recv(),
+            sleep(&R::default(), Duration::from_millis(ms)),
+        )
+        .await
+        {
             Either::Left(r) => r,
             Either::Right(()) => return Ok(None),
         },

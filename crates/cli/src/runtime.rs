@@ -1,20 +1,17 @@
-//! The little the tool needs from a runtime beyond omq's sockets, for each backend; and
-//! runtime-independent `race` and `join`.
+//! The little the tool needs from a runtime beyond omq's sockets, for each backend; and a
+//! runtime-independent `join` (omq-sockets has `race` and `sleep`).
 
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::task::Poll;
-use std::time::Duration;
 
 use omq_sockets::io::Io;
 
-/// A backend the tool can run on: omq's I/O for it, plus a runtime, a timer, Ctrl-C and
-/// background tasks.
+/// A backend the tool can run on: omq's I/O for it (which has the timer), plus a runtime,
+/// Ctrl-C and background tasks.
 pub(crate) trait Runtime: Io + Default + Sized + 'static {
     /// Runs `f` to completion on a new single-threaded runtime.
     fn block_on<F: Future>(f: F) -> Result<F::Output, String>;
-    /// A timer.
-    fn sleep(d: Duration) -> impl Future<Output = ()>;
     /// Completes when the process receives SIGINT (Ctrl-C).
     fn ctrl_c() -> impl Future<Output = ()>;
     /// Runs `f` in the background for as long as the runtime runs.
@@ -28,10 +25,6 @@ impl Runtime for omq_tokio::Tokio {
             .build()
             .map_err(|e| format!("cannot start the runtime: {e}"))?;
         Ok(rt.block_on(f))
-    }
-
-    async fn sleep(d: Duration) {
-        tokio::time::sleep(d).await;
     }
 
     async fn ctrl_c() {
@@ -53,10 +46,6 @@ impl Runtime for omq_compio::Compio {
         Ok(rt.block_on(f))
     }
 
-    async fn sleep(d: Duration) {
-        compio::time::sleep(d).await;
-    }
-
     async fn ctrl_c() {
         if compio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
@@ -66,30 +55,6 @@ impl Runtime for omq_compio::Compio {
     fn spawn_detached(f: impl Future<Output = ()> + Send + 'static) {
         compio::runtime::spawn(f).detach();
     }
-}
-
-/// Which of two futures finished first.
-pub(crate) enum Either<A, B> {
-    Left(A),
-    Right(B),
-}
-
-/// Polls both futures until one completes (`a` first); the other is dropped.
-pub(crate) async fn race<A, B>(
-    a: impl Future<Output = A>,
-    b: impl Future<Output = B>,
-) -> Either<A, B> {
-    let (mut a, mut b) = (pin!(a), pin!(b));
-    poll_fn(|cx| {
-        if let Poll::Ready(v) = a.as_mut().poll(cx) {
-            return Poll::Ready(Either::Left(v));
-        }
-        if let Poll::Ready(v) = b.as_mut().poll(cx) {
-            return Poll::Ready(Either::Right(v));
-        }
-        Poll::Pending
-    })
-    .await
 }
 
 /// Runs both futures to completion, concurrently.
