@@ -211,9 +211,15 @@ impl SocketBase {
     /// dropped before it completes, the message was not sent.
     pub async fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
         let mut msg = Some(msg.into());
+        if self.streak_limit == u32::MAX {
+            return poll_fn(|cx| self.core.poll_send(cx, &mut msg)).await;
+        }
         let mut yielded = false;
         poll_fn(|cx| {
-            if !yielded && self.streak.load(Ordering::Relaxed) >= self.streak_limit {
+            // A count, not a lock: concurrent senders may lose an increment, which only moves
+            // the next yield a little (a load and a store, no read-modify-write per send).
+            let streak = self.streak.load(Ordering::Relaxed);
+            if !yielded && streak >= self.streak_limit {
                 // Let the connection tasks run; the message is not sent yet, so a future
                 // dropped here loses nothing.
                 yielded = true;
@@ -222,11 +228,8 @@ impl SocketBase {
                 return Poll::Pending;
             }
             let r = self.core.poll_send(cx, &mut msg);
-            if r.is_pending() {
-                self.streak.store(0, Ordering::Relaxed);
-            } else {
-                self.streak.fetch_add(1, Ordering::Relaxed);
-            }
+            let next = if r.is_pending() { 0 } else { streak + 1 };
+            self.streak.store(next, Ordering::Relaxed);
             r
         })
         .await
