@@ -764,7 +764,7 @@ mod zmqrs {
 }
 
 /// The raw-socket ceiling: std sockets moving the same payload bytes, with no framing, in
-/// 256 KiB writes (throughput) or one write per message (round trips).
+/// 1 MiB writes (throughput) or one write per message (round trips).
 mod raw {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
@@ -773,7 +773,7 @@ mod raw {
 
     use super::Job;
 
-    const CHUNK: usize = 256 * 1024;
+    const CHUNK: usize = 1024 * 1024;
 
     trait Stream: Read + Write {}
     impl<T: Read + Write> Stream for T {}

@@ -281,7 +281,7 @@ pub(crate) fn render(r: &Results) -> String {
          - Measured {date} on {cpu}, {cpus} CPUs, {mem} GiB, Linux {kernel}, {rustc}.\n\
          - Implementations: libzmq {libzmq}; omq-tokio on a current-thread runtime; omq-compio on \
          io_uring; {zmq_rs} (zmq.rs) on a current-thread tokio runtime; raw: std sockets moving \
-         the same payload bytes with no framing, in 256 KiB writes (throughput) or one write per \
+         the same payload bytes with no framing, in 1 MiB writes (throughput) or one write per \
          message (round trips), the transport's ceiling on this machine.\n\
          - Mode {mode}: {rounds} rounds per case, implementations interleaved within each round; \
          the median, with min-max in parentheses.\n\
@@ -334,10 +334,10 @@ pub(crate) fn render(r: &Results) -> String {
     if r.cases.iter().any(|c| c.imp == Impl::Raw) {
         let _ = writeln!(
             out,
-            "The raw ceiling is a blocking writer and reader with no framing. From 8 KiB up omq \
-             can beat it: a blocking reader sleeps and wakes for every chunk the writer gets \
-             out, where an event loop finds the next bytes already there. Read the `/ raw` \
-             columns as \"how far from plain sockets\", not as a physical bound.\n"
+            "The raw ceiling is a blocking writer and reader with no framing, in 1 MiB writes and \
+             reads. It is what plain sockets reach here, not a physical bound: where omq comes \
+             out ahead of it, the blocking reader slept and woke for chunks that an event loop \
+             found already there. Read the `/ raw` columns as \"how far from plain sockets\".\n"
         );
     }
     let t = Table::new(
