@@ -5,11 +5,9 @@
 //! synchronise: they wait on an event (a message, a monitor event) with a deadline, and a
 //! deadline that passes fails the test.
 
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::ops::Deref;
-use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -147,33 +145,7 @@ pub async fn within_for<B: Backend, T>(d: Duration, what: &str, f: impl Future<O
     }
 }
 
-pub use omq_sockets::io::{Either, race};
-
-/// Polls both futures to completion.
-pub async fn join<A, B>(a: impl Future<Output = A>, b: impl Future<Output = B>) -> (A, B) {
-    let mut a = pin!(a);
-    let mut b = pin!(b);
-    let mut ra = None;
-    let mut rb = None;
-    poll_fn(|cx| {
-        if ra.is_none() {
-            if let Poll::Ready(v) = a.as_mut().poll(cx) {
-                ra = Some(v);
-            }
-        }
-        if rb.is_none() {
-            if let Poll::Ready(v) = b.as_mut().poll(cx) {
-                rb = Some(v);
-            }
-        }
-        if ra.is_some() && rb.is_some() {
-            Poll::Ready((ra.take().unwrap(), rb.take().unwrap()))
-        } else {
-            Poll::Pending
-        }
-    })
-    .await
-}
+pub use omq_sockets::io::{Either, join, race};
 
 /// Receives with the deadline.
 pub async fn recv<B: Backend>(s: &B::Socket) -> Message {

@@ -22,13 +22,13 @@ use omq_sockets::api::{
     AuthHandler, AuthReply, CurveKeyPair, CurvePublicKey, CurveSecretKey, Message, MonitorEvent,
     Options, SocketType, ZapRequest,
 };
-use omq_sockets::io::{Either, Socket, race, sleep};
+use omq_sockets::io::{Either, Socket, join, race, sleep};
 
 mod format;
 mod runtime;
 
 use format::Format;
-use runtime::{Runtime, join};
+use runtime::Runtime;
 
 /// Socket types, as the command line spells them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,9 +1,7 @@
-//! The little the tool needs from a runtime beyond omq's sockets, for each backend; and a
-//! runtime-independent `join` (omq-sockets has `race` and `sleep`).
+//! The little the tool needs from a runtime beyond omq's sockets, for each backend (`race`,
+//! `join` and `sleep` come from omq-sockets).
 
-use std::future::{Future, poll_fn};
-use std::pin::pin;
-use std::task::Poll;
+use std::future::Future;
 
 use omq_sockets::io::Io;
 
@@ -55,30 +53,4 @@ impl Runtime for omq_compio::Compio {
     fn spawn_detached(f: impl Future<Output = ()> + Send + 'static) {
         compio::runtime::spawn(f).detach();
     }
-}
-
-/// Runs both futures to completion, concurrently.
-pub(crate) async fn join<A, B>(a: impl Future<Output = A>, b: impl Future<Output = B>) -> (A, B) {
-    let (mut a, mut b) = (pin!(a), pin!(b));
-    let (mut ra, mut rb) = (None, None);
-    poll_fn(|cx| {
-        if ra.is_none() {
-            if let Poll::Ready(v) = a.as_mut().poll(cx) {
-                ra = Some(v);
-            }
-        }
-        if rb.is_none() {
-            if let Poll::Ready(v) = b.as_mut().poll(cx) {
-                rb = Some(v);
-            }
-        }
-        match (ra.take(), rb.take()) {
-            (Some(a), Some(b)) => Poll::Ready((a, b)),
-            (a, b) => {
-                (ra, rb) = (a, b);
-                Poll::Pending
-            }
-        }
-    })
-    .await
 }

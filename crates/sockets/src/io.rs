@@ -282,6 +282,32 @@ pub async fn race<A, B>(a: impl Future<Output = A>, b: impl Future<Output = B>) 
     .await
 }
 
+/// Polls both futures until both are done; their outputs in order.
+pub async fn join<A, B>(a: impl Future<Output = A>, b: impl Future<Output = B>) -> (A, B) {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    poll_fn(|cx| {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        match (ra.take(), rb.take()) {
+            (Some(a), Some(b)) => Poll::Ready((a, b)),
+            (a, b) => {
+                (ra, rb) = (a, b);
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
 /// Sleeps for `d`; a duration past what `Instant` can hold never ends.
 pub async fn sleep<I: Io>(io: &I, d: Duration) {
     match Instant::now().checked_add(d) {
