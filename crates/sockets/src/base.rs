@@ -1,9 +1,10 @@
 //! The part of the user-facing socket that is the same on every backend.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use omq_zmtp::{Message, SocketType};
 
@@ -41,6 +42,49 @@ pub struct SocketBase {
 /// 4.5 M msg/s to 4 subscribers where 4096 gave 6.6 M). Sockets whose send waits at the HWM
 /// yield there by themselves.
 pub const MAX_SEND_STREAK: u32 = 4096;
+
+/// The future of [`SocketBase::send`]: resolves once the message is queued for a peer (or
+/// dropped, for the socket types that drop at the high-water mark).
+///
+/// A named type rather than an `async fn`'s, so that the message is stored once, in the
+/// future, and handed from there to a peer's pipe: the send path of small messages is mostly
+/// copies of them.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct SendFuture<'a> {
+    base: &'a SocketBase,
+    /// The message, until a peer's pipe takes it.
+    msg: Option<Message>,
+    /// This send has yielded once for the streak already.
+    yielded: bool,
+}
+
+impl Future for SendFuture<'_> {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let base = this.base;
+        if base.streak_limit == u32::MAX {
+            return base.core.poll_send(cx, &mut this.msg);
+        }
+        // A count, not a lock: concurrent senders may lose an increment, which only moves the
+        // next yield a little (a load and a store, no read-modify-write per send).
+        let streak = base.streak.load(Ordering::Relaxed);
+        if !this.yielded && streak >= base.streak_limit {
+            // Let the connection tasks run; the message is not sent yet, so a future dropped
+            // here loses nothing.
+            this.yielded = true;
+            base.streak.store(0, Ordering::Relaxed);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let r = base.core.poll_send(cx, &mut this.msg);
+        let next = if r.is_pending() { 0 } else { streak + 1 };
+        base.streak.store(next, Ordering::Relaxed);
+        r
+    }
+}
 
 /// What a backend does for [`SocketBase::prepare_bind`].
 #[derive(Debug)]
@@ -209,30 +253,12 @@ impl SocketBase {
     /// Sends a message, waiting while every eligible peer is at its high-water mark (PUB and
     /// ROUTER without `router_mandatory` never wait: they drop). Cancel safe: if the future is
     /// dropped before it completes, the message was not sent.
-    pub async fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
-        let mut msg = Some(msg.into());
-        if self.streak_limit == u32::MAX {
-            return poll_fn(|cx| self.core.poll_send(cx, &mut msg)).await;
+    pub fn send(&self, msg: impl Into<Message>) -> SendFuture<'_> {
+        SendFuture {
+            base: self,
+            msg: Some(msg.into()),
+            yielded: false,
         }
-        let mut yielded = false;
-        poll_fn(|cx| {
-            // A count, not a lock: concurrent senders may lose an increment, which only moves
-            // the next yield a little (a load and a store, no read-modify-write per send).
-            let streak = self.streak.load(Ordering::Relaxed);
-            if !yielded && streak >= self.streak_limit {
-                // Let the connection tasks run; the message is not sent yet, so a future
-                // dropped here loses nothing.
-                yielded = true;
-                self.streak.store(0, Ordering::Relaxed);
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            let r = self.core.poll_send(cx, &mut msg);
-            let next = if r.is_pending() { 0 } else { streak + 1 };
-            self.streak.store(next, Ordering::Relaxed);
-            r
-        })
-        .await
     }
 
     /// Sends a message if a peer has room now; otherwise hands it back in

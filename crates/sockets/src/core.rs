@@ -130,6 +130,12 @@ impl PeerPipes {
 #[derive(Debug)]
 pub struct Core {
     socket_type: SocketType,
+    /// `recv` hands messages over as they arrive, with no filter, envelope or state (PULL,
+    /// DEALER, PAIR, XSUB without `conflate`), so it may take them straight from the pipes.
+    passthrough: bool,
+    /// `send` load-balances plain messages over the peers (PUSH, DEALER): it may hand them
+    /// straight to the next peer's pipe.
+    balanced: bool,
     options: Options,
     state: Mutex<State>,
     recv_wait: Arc<WaitList>,
@@ -182,6 +188,11 @@ impl Core {
         let send_wait = WaitList::new();
         Ok(Arc::new(Self {
             socket_type,
+            passthrough: matches!(
+                socket_type,
+                SocketType::Pull | SocketType::Dealer | SocketType::Pair | SocketType::XSub
+            ) && !options.conflate,
+            balanced: matches!(socket_type, SocketType::Push | SocketType::Dealer),
             options,
             state: Mutex::new(State {
                 next_rid: 0x6b8b_4567,
@@ -265,13 +276,7 @@ impl Core {
 
     /// Sends `msg` if a peer has room; never waits.
     pub fn try_send(&self, msg: Message) -> Result<(), TrySendError> {
-        let (r, unlinked) = {
-            let mut st = self.lock();
-            let r = self.send_locked(&mut st, msg, None);
-            (r, std::mem::take(&mut st.unlinked))
-        };
-        notify_unlinked(unlinked);
-        match r {
+        match self.send_now(msg, None) {
             Ok(None) => Ok(()),
             Ok(Some(m)) => Err(TrySendError::Full(m)),
             Err(e) => Err(TrySendError::Failed(e)),
@@ -285,16 +290,13 @@ impl Core {
         cx: &mut Context<'_>,
         msg: &mut Option<Message>,
     ) -> Poll<Result<(), Error>> {
+        if self.balanced && self.send_to_next(msg) {
+            return Poll::Ready(Ok(()));
+        }
         let Some(m) = msg.take() else {
             return Poll::Ready(Ok(()));
         };
-        let (r, unlinked) = {
-            let mut st = self.lock();
-            let r = self.send_locked(&mut st, m, Some(cx));
-            (r, std::mem::take(&mut st.unlinked))
-        };
-        notify_unlinked(unlinked);
-        match r {
+        match self.send_now(m, Some(cx)) {
             Ok(None) => Poll::Ready(Ok(())),
             Ok(Some(m)) => {
                 *msg = Some(m);
@@ -304,7 +306,57 @@ impl Core {
         }
     }
 
+    /// The fast path of PUSH and DEALER: hands the message in `msg` to the next peer in
+    /// round-robin order if that one has room. Returns `false` (the message still in `msg`)
+    /// for everything else: no message, an empty one, a full or gone peer, a closed socket;
+    /// [`send_locked`](Self::send_locked) then decides.
+    #[inline]
+    fn send_to_next(&self, msg: &mut Option<Message>) -> bool {
+        if msg.as_ref().is_none_or(Message::is_empty) {
+            return false;
+        }
+        let mut st = self.lock();
+        let n = st.out.len();
+        if st.closed || n == 0 {
+            return false;
+        }
+        // The cursor is at most `n` (one past the last peer used), unless peers left since.
+        let idx = if st.rr < n { st.rr } else { 0 };
+        let Some(m) = msg.take() else {
+            return false;
+        };
+        match st.out[idx].tx.push_publish(m) {
+            Ok(()) => {
+                st.rr = idx + 1;
+                true
+            }
+            Err(yring::PushError::Full(m) | yring::PushError::Disconnected(m)) => {
+                *msg = Some(m);
+                false
+            }
+        }
+    }
+
+    /// [`send_locked`](Self::send_locked) under the lock, then tells the inproc peers that a
+    /// send found gone (rare: the check is one comparison).
+    #[inline]
+    fn send_now(
+        &self,
+        msg: Message,
+        cx: Option<&mut Context<'_>>,
+    ) -> Result<Option<Message>, Error> {
+        let mut st = self.lock();
+        let r = self.send_locked(&mut st, msg, cx);
+        if !st.unlinked.is_empty() {
+            let unlinked = std::mem::take(&mut st.unlinked);
+            drop(st);
+            notify_unlinked(unlinked);
+        }
+        r
+    }
+
     /// Returns `Some(msg)` when it would block (after arming wakeups when `cx` is given).
+    #[inline]
     fn send_locked(
         &self,
         st: &mut State,
@@ -377,6 +429,7 @@ impl Core {
     }
 
     /// Round-robin over peers with room. Returns the peer used, or the message back.
+    #[inline]
     fn load_balance(
         &self,
         st: &mut State,
@@ -706,6 +759,11 @@ impl Core {
     /// Receives a message, or arranges for the task to be woken when one may have arrived.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
         let mut st = self.lock();
+        if self.passthrough && !st.closed {
+            if let Some(m) = Self::next_queued(&mut st) {
+                return Poll::Ready(Ok(m));
+            }
+        }
         match self.recv_locked(&mut st, Some(cx)) {
             Ok(Some((m, _))) => Poll::Ready(Ok(m)),
             Ok(None) => Poll::Pending,
@@ -745,6 +803,7 @@ impl Core {
         }
     }
 
+    #[inline]
     fn recv_locked(
         &self,
         st: &mut State,
@@ -784,6 +843,7 @@ impl Core {
     }
 
     /// One message that is ready now, after the socket type's filtering.
+    #[inline]
     fn recv_ready(&self, st: &mut State) -> Result<Option<(Message, Option<PeerId>)>, Error> {
         if self.socket_type == SocketType::XPub {
             if let Some(m) = st.pending.pop_front() {
@@ -834,6 +894,7 @@ impl Core {
     /// The next message in fair-queue order, with the peer it came from and that peer's
     /// routing id (ROUTER).
     /// The next message in fair-queue order, with its peer and the peer's index in `st.inp`.
+    #[inline]
     fn fair_queue(&self, st: &mut State) -> Option<(PeerId, usize, Message)> {
         let mut tried = 0;
         while tried < st.inp.len() {
@@ -851,6 +912,34 @@ impl Core {
                     }
                     st.fq = idx + 1;
                     return Some((p.id, idx, m));
+                }
+                Err(yring::PopError::Empty) => tried += 1,
+                Err(_) => {
+                    st.inp.remove(idx);
+                    if st.fq > idx {
+                        st.fq -= 1;
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The next message in fair-queue order, as it arrived: the fast path of the socket types
+    /// whose `recv` neither filters nor adds an envelope (see `passthrough`). Peers found gone
+    /// are removed, as in [`fair_queue`](Self::fair_queue).
+    #[inline]
+    fn next_queued(st: &mut State) -> Option<Message> {
+        let mut tried = 0;
+        while tried < st.inp.len() {
+            let mut idx = st.fq + tried;
+            if idx >= st.inp.len() {
+                idx -= st.inp.len();
+            }
+            match st.inp[idx].rx.fetch_pop() {
+                Ok(m) => {
+                    st.fq = idx + 1;
+                    return Some(m);
                 }
                 Err(yring::PopError::Empty) => tried += 1,
                 Err(_) => {

@@ -569,30 +569,39 @@ impl<T> Consumer<T> {
         if self.head == self.cached_tail {
             return None;
         }
+        Some(self.take_head())
+    }
+
+    /// Takes the item at `head`, which the caller checked is below the fetched tail.
+    ///
+    /// Separate from `pop` so that `fetch_pop` moves the item straight into its `Result`: going
+    /// through `Option` costs two more copies of a large `T`.
+    #[inline(always)]
+    fn take_head(&mut self) -> T {
+        debug_assert!(self.head != self.cached_tail);
         let value = self.shared.slot(self.head).with_mut(|p| {
-            // SAFETY: `head` is below the published tail we acquired in `fetch`, so the slot
-            // holds an initialised item that only the consumer may take.
+            // SAFETY: the caller checked that `head` is below the published tail we acquired in
+            // `fetch`, so the slot holds an initialised item that only the consumer may take.
             unsafe { (*p).assume_init_read() }
         });
         self.head = self.head.wrapping_add(1) & POS_MASK;
         if self.unreleased() >= self.release_batch {
             self.release();
         }
-        Some(value)
+        value
     }
 
     /// Pops one item, fetching first if nothing fetched is left.
     #[inline]
     pub fn fetch_pop(&mut self) -> Result<T, PopError> {
-        if let Some(v) = self.pop() {
-            return Ok(v);
+        if self.head == self.cached_tail && self.fetch() == 0 {
+            return Err(if self.producer_gone {
+                PopError::Disconnected
+            } else {
+                PopError::Empty
+            });
         }
-        self.fetch();
-        match self.pop() {
-            Some(v) => Ok(v),
-            None if self.producer_gone => Err(PopError::Disconnected),
-            None => Err(PopError::Empty),
-        }
+        Ok(self.take_head())
     }
 
     /// Fetches, moves every available item into `out`, and releases the slots. Returns how many.
