@@ -74,6 +74,8 @@ pub struct Engine {
     zap: Option<ZapExchange>,
     /// The peer's IP address, for ZAP requests (accepted tcp connections).
     peer_ip: Option<std::net::IpAddr>,
+    /// Read buffers of large frames, kept for reuse.
+    spares: Spares,
 }
 
 impl Drop for Engine {
@@ -112,6 +114,7 @@ impl Engine {
             established: false,
             zap: None,
             peer_ip: None,
+            spares: Spares::default(),
         })
     }
 
@@ -145,8 +148,14 @@ impl Engine {
     /// announces a huge frame (nothing limits it without `max_message_size`) therefore costs
     /// memory only as fast as the peer actually sends. A large frame whose rest already fits
     /// is read into the room it has rather than moved to a bigger buffer.
-    pub fn reserve_read(&self, buf: &mut BytesMut, chunk: usize) {
-        reserve_for(buf, self.conn.bytes_needed(), chunk);
+    ///
+    /// Frames of 128 KiB and more are read into the buffers of earlier large frames once the
+    /// socket's user has dropped every message in them: the engine keeps up to four such
+    /// buffers (8 MiB together), so that a stream of large messages does not make the
+    /// allocator return memory to the kernel and fault it back in per message. Once the
+    /// connection has had frames of a size, the next one gets its room at once.
+    pub fn reserve_read(&mut self, buf: &mut BytesMut, chunk: usize) {
+        self.spares.reserve(buf, self.conn.bytes_needed(), chunk);
     }
 
     /// Whether the backend should read: false while the socket's receive pipe is full.
@@ -543,16 +552,108 @@ impl Engine {
     }
 }
 
-fn reserve_for(buf: &mut BytesMut, need: usize, chunk: usize) {
-    let len = buf.len();
-    if len >= chunk && need > len && buf.capacity() >= need {
-        // The rest of a large frame fits: a short read costs less than copying `len` bytes
-        // into a larger buffer.
-        return;
+/// Frames at least this large are read into buffers that are kept for reuse.
+const SPARE_MIN: usize = 128 * 1024;
+/// At most this many spare buffers per connection...
+const MAX_SPARES: usize = 4;
+/// ...holding at most this many bytes together.
+const MAX_SPARE_BYTES: usize = 8 * 1024 * 1024;
+
+/// The read buffers of large frames, kept for the frames after them.
+///
+/// The codec hands a frame to the socket as a view of the read buffer it was read into, so
+/// while the user holds a large message, the next one needs another buffer. Allocated anew
+/// each time, such a buffer goes back to the allocator when the user drops the message;
+/// glibc returns it to the kernel (it trims its heap beyond 2 MiB) and the next one is
+/// faulted in page by page. At 1 MiB per message over tcp that was half the transfer's time.
+/// The engine keeps the buffers it moves away from (a few, bounded in bytes) and reads the
+/// next large frame into one whose messages are all gone.
+#[derive(Debug, Default)]
+struct Spares {
+    /// Empty views of earlier read buffers, each with its buffer's size, largest first.
+    bufs: Vec<(BytesMut, usize)>,
+    /// The size of the current read buffer (0 for the first, small, one).
+    current: usize,
+    /// Buffers allocated so far.
+    #[cfg(test)]
+    allocated: usize,
+}
+
+impl Spares {
+    /// Makes room in `buf` for reading toward a frame that needs `need` bytes from the start
+    /// of `buf`: at least `chunk` bytes free, and room toward `need`, growing by doubling as
+    /// the bytes arrive. A header that announces a huge frame therefore costs memory only as
+    /// fast as the peer actually sends, unless a spare buffer is large enough already.
+    fn reserve(&mut self, buf: &mut BytesMut, need: usize, chunk: usize) {
+        let len = buf.len();
+        if len >= chunk && need > len && buf.capacity() >= need {
+            // The rest of a large frame fits: a short read costs less than copying `len` bytes
+            // into a larger buffer.
+            return;
+        }
+        let mut target = need.min(len.saturating_mul(2)).max(len + chunk);
+        if buf.capacity() >= target {
+            return;
+        }
+        if need < SPARE_MIN && self.current < SPARE_MIN {
+            // Small frames in a small buffer: the growth policy is `BytesMut`'s.
+            let before = buf.as_ptr();
+            buf.reserve(target - len);
+            if buf.as_ptr() != before {
+                self.current = buf.capacity();
+            }
+            return;
+        }
+        if need >= SPARE_MIN {
+            // A large frame: into a kept buffer whose messages are all gone, if there is one.
+            let free = self
+                .bufs
+                .iter_mut()
+                .position(|(spare, size)| *size >= need && spare.try_reclaim(need));
+            if let Some(i) = free {
+                let (mut spare, size) = self.bufs.remove(i);
+                spare.extend_from_slice(buf);
+                self.replace(buf, spare, size, need);
+                return;
+            }
+            if self.current >= need || self.bufs.first().is_some_and(|&(_, s)| s >= need) {
+                // This connection has had frames this large (it holds a buffer of the size,
+                // just not a free one): room for the whole frame at once, not by doubling.
+                target = need;
+            }
+        }
+        // Otherwise a new buffer, and the large one left behind is kept.
+        // The buffer itself, if nothing else holds it any more (no copy, no allocation).
+        if buf.try_reclaim(target - len) {
+            return;
+        }
+        let mut fresh = BytesMut::with_capacity(target);
+        #[cfg(test)]
+        {
+            self.allocated += 1;
+        }
+        fresh.extend_from_slice(buf);
+        self.replace(buf, fresh, target, need);
     }
-    let target = need.min(len.saturating_mul(2)).max(len + chunk);
-    if buf.capacity() < target {
-        buf.reserve(target - len);
+
+    /// Makes `next` (of `size` bytes) the read buffer for a frame of `need` bytes, and keeps
+    /// the one it replaces if that could hold such a frame (a buffer outgrown by the frame
+    /// being read is of no further use) and there is room.
+    fn replace(&mut self, buf: &mut BytesMut, next: BytesMut, size: usize, need: usize) {
+        let mut old = std::mem::replace(buf, next);
+        let old_size = std::mem::replace(&mut self.current, size);
+        if old_size < need.max(SPARE_MIN) || old_size > MAX_SPARE_BYTES {
+            return;
+        }
+        old.clear();
+        let at = self.bufs.partition_point(|&(_, s)| s >= old_size);
+        self.bufs.insert(at, (old, old_size));
+        // Over the limits, the smallest go first.
+        let mut total: usize = self.bufs.iter().map(|&(_, s)| s).sum();
+        while self.bufs.len() > MAX_SPARES || total > MAX_SPARE_BYTES {
+            let Some((_, s)) = self.bufs.pop() else { break };
+            total -= s;
+        }
     }
 }
 
@@ -564,31 +665,85 @@ mod tests {
 
     #[test]
     fn a_huge_declared_frame_is_not_reserved_up_front() {
+        let mut spares = Spares::default();
         let mut b = BytesMut::new();
-        reserve_for(&mut b, usize::MAX, CHUNK);
+        spares.reserve(&mut b, usize::MAX, CHUNK);
         assert!(b.capacity() < 4 * CHUNK, "{}", b.capacity());
         // As the bytes arrive, the buffer doubles.
         b.resize(CHUNK, 0);
-        reserve_for(&mut b, usize::MAX, CHUNK);
+        spares.reserve(&mut b, usize::MAX, CHUNK);
         assert!(b.capacity() >= 2 * CHUNK && b.capacity() < 8 * CHUNK);
         // A frame of known size gets its room at once once half of it is in.
         let mut b = BytesMut::new();
         b.resize(300_000, 0);
-        reserve_for(&mut b, 500_000, CHUNK);
+        spares.reserve(&mut b, 500_000, CHUNK);
         assert!(b.capacity() >= 500_000);
     }
 
     #[test]
     fn a_large_frame_that_fits_is_not_moved() {
+        let mut spares = Spares::default();
         let mut b = BytesMut::with_capacity(1 << 20);
         b.resize((1 << 20) - 10, 0);
         let before = b.as_ptr();
-        reserve_for(&mut b, 1 << 20, CHUNK);
+        spares.reserve(&mut b, 1 << 20, CHUNK);
         assert_eq!(b.as_ptr(), before, "reallocated for the last 10 bytes");
         // Small frames still get a whole chunk to read into.
         let mut b = BytesMut::with_capacity(CHUNK);
         b.resize(CHUNK - 10, 0);
-        reserve_for(&mut b, CHUNK - 5, CHUNK);
+        spares.reserve(&mut b, CHUNK - 5, CHUNK);
         assert!(b.capacity() - b.len() >= CHUNK);
+    }
+
+    /// Reads one frame of `size` bytes the way a driver does: header and a first chunk, then
+    /// the rest, each read after `reserve`. Returns the frame, split off the buffer.
+    fn read_frame(spares: &mut Spares, b: &mut BytesMut, size: usize) -> Bytes {
+        while b.len() < size {
+            spares.reserve(b, size, CHUNK);
+            let n = (size - b.len()).min(b.capacity() - b.len());
+            b.resize(b.len() + n, 7);
+        }
+        b.split_to(size).freeze()
+    }
+
+    #[test]
+    fn large_frames_reuse_the_buffers_of_dropped_ones() {
+        let mut spares = Spares::default();
+        let mut b = BytesMut::with_capacity(CHUNK);
+        let size = 1 << 20;
+        // The user holds two messages at a time.
+        let mut held = std::collections::VecDeque::new();
+        let mut addresses = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let frame = read_frame(&mut spares, &mut b, size);
+            assert_eq!(frame.len(), size);
+            addresses.insert(frame.as_ptr() as usize);
+            held.push_back(frame);
+            if held.len() > 2 {
+                held.pop_front();
+            }
+        }
+        // Three buffers in turn, not one per frame (the first frame's growth adds a few).
+        assert!(addresses.len() <= 4, "{} buffers for 50 frames", addresses.len());
+        assert!(spares.allocated <= 7, "{} allocations for 50 frames", spares.allocated);
+        let kept: usize = spares.bufs.iter().map(|&(_, s)| s).sum();
+        assert!(spares.bufs.len() <= MAX_SPARES && kept <= MAX_SPARE_BYTES);
+    }
+
+    #[test]
+    fn a_held_buffer_is_never_reused() {
+        let mut spares = Spares::default();
+        let mut b = BytesMut::with_capacity(CHUNK);
+        let size = 300_000;
+        // The user keeps every message: each frame must get memory of its own.
+        let frames: Vec<Bytes> = (0..10).map(|_| read_frame(&mut spares, &mut b, size)).collect();
+        for (i, f) in frames.iter().enumerate() {
+            for g in &frames[i + 1..] {
+                let (a, b) = (f.as_ptr() as usize, g.as_ptr() as usize);
+                assert!(a + f.len() <= b || b + g.len() <= a, "two live frames overlap");
+            }
+        }
+        // Spares beyond the limits are let go.
+        assert!(spares.bufs.len() <= MAX_SPARES);
     }
 }
