@@ -724,8 +724,16 @@ mod tests {
             }
         }
         // Three buffers in turn, not one per frame (the first frame's growth adds a few).
-        assert!(addresses.len() <= 4, "{} buffers for 50 frames", addresses.len());
-        assert!(spares.allocated <= 7, "{} allocations for 50 frames", spares.allocated);
+        assert!(
+            addresses.len() <= 4,
+            "{} buffers for 50 frames",
+            addresses.len()
+        );
+        assert!(
+            spares.allocated <= 7,
+            "{} allocations for 50 frames",
+            spares.allocated
+        );
         let kept: usize = spares.bufs.iter().map(|&(_, s)| s).sum();
         assert!(spares.bufs.len() <= MAX_SPARES && kept <= MAX_SPARE_BYTES);
     }
@@ -736,11 +744,16 @@ mod tests {
         let mut b = BytesMut::with_capacity(CHUNK);
         let size = 300_000;
         // The user keeps every message: each frame must get memory of its own.
-        let frames: Vec<Bytes> = (0..10).map(|_| read_frame(&mut spares, &mut b, size)).collect();
+        let frames: Vec<Bytes> = (0..10)
+            .map(|_| read_frame(&mut spares, &mut b, size))
+            .collect();
         for (i, f) in frames.iter().enumerate() {
             for g in &frames[i + 1..] {
                 let (a, b) = (f.as_ptr() as usize, g.as_ptr() as usize);
-                assert!(a + f.len() <= b || b + g.len() <= a, "two live frames overlap");
+                assert!(
+                    a + f.len() <= b || b + g.len() <= a,
+                    "two live frames overlap"
+                );
             }
         }
         // Spares beyond the limits are let go.
