@@ -130,8 +130,9 @@ impl PeerPipes {
 #[derive(Debug)]
 pub struct Core {
     socket_type: SocketType,
-    /// `recv` hands messages over as they arrive, with no filter, envelope or state (PULL,
-    /// DEALER, PAIR, XSUB without `conflate`), so it may take them straight from the pipes.
+    /// `recv` hands messages over as they arrive, with no envelope or state (PULL, DEALER,
+    /// PAIR, XSUB, and SUB, which only filters; without `conflate`), so it may take them
+    /// straight from the pipes.
     passthrough: bool,
     /// `send` load-balances plain messages over the peers (PUSH, DEALER): it may hand them
     /// straight to the next peer's pipe.
@@ -190,7 +191,11 @@ impl Core {
             socket_type,
             passthrough: matches!(
                 socket_type,
-                SocketType::Pull | SocketType::Dealer | SocketType::Pair | SocketType::XSub
+                SocketType::Pull
+                    | SocketType::Dealer
+                    | SocketType::Pair
+                    | SocketType::Sub
+                    | SocketType::XSub
             ) && !options.conflate,
             balanced: matches!(socket_type, SocketType::Push | SocketType::Dealer),
             options,
@@ -760,7 +765,7 @@ impl Core {
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
         let mut st = self.lock();
         if self.passthrough && !st.closed {
-            if let Some(m) = Self::next_queued(&mut st) {
+            if let Some(m) = self.next_queued(&mut st) {
                 return Poll::Ready(Ok(m));
             }
         }
@@ -926,10 +931,11 @@ impl Core {
     }
 
     /// The next message in fair-queue order, as it arrived: the fast path of the socket types
-    /// whose `recv` neither filters nor adds an envelope (see `passthrough`). Peers found gone
-    /// are removed, as in [`fair_queue`](Self::fair_queue).
+    /// whose `recv` adds no envelope and keeps no state (see `passthrough`). SUB drops what
+    /// matches none of its subscriptions, as [`recv_ready`](Self::recv_ready) does. Peers found
+    /// gone are removed, as in [`fair_queue`](Self::fair_queue).
     #[inline]
-    fn next_queued(st: &mut State) -> Option<Message> {
+    fn next_queued(&self, st: &mut State) -> Option<Message> {
         let mut tried = 0;
         while tried < st.inp.len() {
             let mut idx = st.fq + tried;
@@ -939,6 +945,13 @@ impl Core {
             match st.inp[idx].rx.fetch_pop() {
                 Ok(m) => {
                     st.fq = idx + 1;
+                    if self.socket_type == SocketType::Sub {
+                        let topic = m.first().map_or(&[][..], |f| f.as_slice());
+                        if !st.subs.matches(topic) {
+                            tried = 0;
+                            continue;
+                        }
+                    }
                     return Some(m);
                 }
                 Err(yring::PopError::Empty) => tried += 1,
