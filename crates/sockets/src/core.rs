@@ -896,8 +896,6 @@ impl Core {
         Ok(None)
     }
 
-    /// The next message in fair-queue order, with the peer it came from and that peer's
-    /// routing id (ROUTER).
     /// The next message in fair-queue order, with its peer and the peer's index in `st.inp`.
     #[inline]
     fn fair_queue(&self, st: &mut State) -> Option<(PeerId, usize, Message)> {
