@@ -1005,10 +1005,12 @@ mod tests {
 
     #[test]
     fn slots_start_on_a_cache_line() {
-        #[derive(Debug)]
+        #[derive(Debug, PartialEq)]
         struct Line([u64; 8]);
-        let (tx, _rx) = channel::<Line>(100);
+        let (mut tx, mut rx) = channel::<Line>(100);
         assert_eq!(tx.shared.slots.as_ptr() as usize % SLOTS_ALIGN, 0);
+        tx.push_publish(Line([7; 8])).unwrap();
+        assert_eq!(rx.fetch_pop(), Ok(Line([7; 8])));
         let (tx, _rx) = channel::<u8>(3);
         assert_eq!(tx.shared.slots.as_ptr() as usize % SLOTS_ALIGN, 0);
     }
