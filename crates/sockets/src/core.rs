@@ -1234,3 +1234,82 @@ fn notify_unlinked(unlinked: Vec<(Weak<Core>, PeerId)>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Poll, Waker};
+
+    use omq_zmtp::{Message, SocketType};
+
+    use crate::{Options, SocketBase};
+
+    /// A message `recv` has ready now, without waiting.
+    fn recv_now(s: &SocketBase) -> Option<Message> {
+        let mut cx = Context::from_waker(Waker::noop());
+        match s.core().poll_recv(&mut cx) {
+            Poll::Ready(r) => Some(r.expect("recv")),
+            Poll::Pending => None,
+        }
+    }
+
+    /// Over inproc the publisher filters when it sends, so what was queued before an
+    /// unsubscribe reaches the subscriber's pipe: its `recv` (the fast path) drops it.
+    #[test]
+    fn sub_drops_queued_messages_it_no_longer_subscribes_to() {
+        let publ = SocketBase::new(SocketType::Pub, Options::default()).unwrap();
+        publ.prepare_bind("inproc://core-sub-filter").unwrap();
+        let sub = SocketBase::new(SocketType::Sub, Options::default()).unwrap();
+        sub.prepare_connect("inproc://core-sub-filter").unwrap();
+        sub.subscribe("a").unwrap();
+        sub.subscribe("b").unwrap();
+        for m in [b"a-1", b"b-1", b"a-2", b"b-2", b"c-1", b"a-3"] {
+            publ.try_send(m).unwrap();
+        }
+        sub.unsubscribe("b").unwrap();
+        let got: Vec<Message> = std::iter::from_fn(|| recv_now(&sub)).collect();
+        assert_eq!(got, [b"a-1", b"a-2", b"a-3"].map(Message::from));
+    }
+
+    /// PUSH's fast path hands each message to the next peer in turn and leaves a full peer to
+    /// the general path, which skips it.
+    #[test]
+    fn push_alternates_and_skips_a_full_peer() {
+        let opts = || Options {
+            send_hwm: 2,
+            recv_hwm: 2,
+            ..Options::default()
+        };
+        let push = SocketBase::new(SocketType::Push, opts()).unwrap();
+        let a = SocketBase::new(SocketType::Pull, opts()).unwrap();
+        let b = SocketBase::new(SocketType::Pull, opts()).unwrap();
+        a.prepare_bind("inproc://core-push-a").unwrap();
+        b.prepare_bind("inproc://core-push-b").unwrap();
+        push.prepare_connect("inproc://core-push-a").unwrap();
+        push.prepare_connect("inproc://core-push-b").unwrap();
+        let first = |m: Message| m.frames()[0].as_slice()[0];
+        let drain = |s: &SocketBase| {
+            std::iter::from_fn(|| recv_now(s))
+                .map(first)
+                .collect::<Vec<_>>()
+        };
+        for i in 0u8..4 {
+            push.try_send(&[i]).unwrap();
+        }
+        // Strict alternation while both have room.
+        assert_eq!(drain(&a), [0, 2]);
+        assert_eq!(drain(&b), [1, 3]);
+        // Only `a` is drained from now on: `b` takes its turns until its pipe is full, then
+        // everything goes to `a`, and no send fails.
+        let mut to_a = Vec::new();
+        for i in 4u8..40 {
+            push.try_send(&[i]).unwrap();
+            to_a.extend(drain(&a));
+        }
+        let to_b = drain(&b);
+        assert!(!to_b.is_empty() && to_b.len() < 10, "{to_b:?}");
+        let turns: Vec<u8> = (0..to_b.len() as u8).map(|k| 5 + 2 * k).collect();
+        assert_eq!(to_b, turns, "b's turns");
+        let rest: Vec<u8> = (4u8..40).filter(|i| !to_b.contains(i)).collect();
+        assert_eq!(to_a, rest, "everything else, in order, to a");
+    }
+}
