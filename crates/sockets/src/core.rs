@@ -899,41 +899,38 @@ impl Core {
     /// The next message in fair-queue order, with its peer and the peer's index in `st.inp`.
     #[inline]
     fn fair_queue(&self, st: &mut State) -> Option<(PeerId, usize, Message)> {
-        let mut tried = 0;
-        while tried < st.inp.len() {
-            let mut idx = st.fq + tried;
-            if idx >= st.inp.len() {
-                idx -= st.inp.len();
-            }
-            let p = &mut st.inp[idx];
-            match p.rx.fetch_pop() {
-                Ok(mut m) => {
-                    if self.options.conflate {
-                        while let Ok(newer) = p.rx.fetch_pop() {
-                            m = newer;
-                        }
-                    }
-                    st.fq = idx + 1;
-                    return Some((p.id, idx, m));
-                }
-                Err(yring::PopError::Empty) => tried += 1,
-                Err(_) => {
-                    st.inp.remove(idx);
-                    if st.fq > idx {
-                        st.fq -= 1;
-                    }
-                }
+        let (idx, mut m) = Self::pop_fair(st)?;
+        let p = &mut st.inp[idx];
+        if self.options.conflate {
+            while let Ok(newer) = p.rx.fetch_pop() {
+                m = newer;
             }
         }
-        None
+        Some((p.id, idx, m))
     }
 
     /// The next message in fair-queue order, as it arrived: the fast path of the socket types
     /// whose `recv` adds no envelope and keeps no state (see `passthrough`). SUB drops what
-    /// matches none of its subscriptions, as [`recv_ready`](Self::recv_ready) does. Peers found
-    /// gone are removed, as in [`fair_queue`](Self::fair_queue).
+    /// matches none of its subscriptions, as [`recv_ready`](Self::recv_ready) does.
     #[inline]
     fn next_queued(&self, st: &mut State) -> Option<Message> {
+        loop {
+            let (_, m) = Self::pop_fair(st)?;
+            if self.socket_type == SocketType::Sub {
+                let topic = m.first().map_or(&[][..], |f| f.as_slice());
+                if !st.subs.matches(topic) {
+                    continue;
+                }
+            }
+            return Some(m);
+        }
+    }
+
+    /// Pops a message from the next peer in fair-queue order that has one, moves the cursor
+    /// past that peer, and returns the peer's index in `st.inp` with it. Peers found gone are
+    /// removed.
+    #[inline(always)]
+    fn pop_fair(st: &mut State) -> Option<(usize, Message)> {
         let mut tried = 0;
         while tried < st.inp.len() {
             let mut idx = st.fq + tried;
@@ -943,14 +940,7 @@ impl Core {
             match st.inp[idx].rx.fetch_pop() {
                 Ok(m) => {
                     st.fq = idx + 1;
-                    if self.socket_type == SocketType::Sub {
-                        let topic = m.first().map_or(&[][..], |f| f.as_slice());
-                        if !st.subs.matches(topic) {
-                            tried = 0;
-                            continue;
-                        }
-                    }
-                    return Some(m);
+                    return Some((idx, m));
                 }
                 Err(yring::PopError::Empty) => tried += 1,
                 Err(_) => {
