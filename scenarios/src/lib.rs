@@ -6,11 +6,11 @@
 //! deadline that passes fails the test.
 
 use std::future::Future;
-use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use omq_sockets::io::Io;
 pub use omq_sockets::{Endpoint, Error, Monitor, MonitorEvent, Options, SocketBase, TrySendError};
 pub use omq_zmtp::{Message, SocketType};
 
@@ -20,28 +20,41 @@ pub use scenarios::*;
 /// How long any single wait may take before the scenario fails.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
-/// What a backend offers the scenarios: its socket (whose shared API, [`SocketBase`], the
-/// default methods use), plus timers and raw streams. A backend implements only what differs:
-/// creating, binding, connecting and closing sockets, the timer, and raw tcp streams.
+/// A backend's socket: omq-sockets' generic socket on the backend's I/O.
+pub type Sock<B> = omq_sockets::io::Socket<<B as Backend>::Io>;
+
+/// What a backend offers the scenarios: its I/O (whose socket, and that socket's shared API,
+/// [`SocketBase`], the default methods use) and raw streams. A backend implements only what
+/// differs: raw tcp streams, and whether its runtime is single-threaded.
 #[allow(async_fn_in_trait)]
 pub trait Backend {
-    /// The backend's socket.
-    type Socket: Deref<Target = SocketBase>;
+    /// The backend's implementation of omq-sockets' I/O.
+    type Io: Io + Default;
     /// A raw byte stream (for misbehaving peers).
     type Raw;
     /// A raw listener.
     type RawListener;
 
     /// `Socket::new`.
-    fn socket(ty: SocketType, opts: Options) -> Result<Self::Socket, Error>;
+    fn socket(ty: SocketType, opts: Options) -> Result<Sock<Self>, Error> {
+        Sock::<Self>::new(ty, opts)
+    }
     /// `Socket::bind`.
-    async fn bind(s: &Self::Socket, ep: &str) -> Result<Endpoint, Error>;
+    async fn bind(s: &Sock<Self>, ep: &str) -> Result<Endpoint, Error> {
+        s.bind(ep).await
+    }
     /// `Socket::connect`.
-    async fn connect(s: &Self::Socket, ep: &str) -> Result<(), Error>;
+    async fn connect(s: &Sock<Self>, ep: &str) -> Result<(), Error> {
+        s.connect(ep).await
+    }
     /// `Socket::close`.
-    async fn close(s: Self::Socket);
+    async fn close(s: Sock<Self>) {
+        s.close().await
+    }
     /// A timer.
-    async fn sleep(d: Duration);
+    async fn sleep(d: Duration) {
+        omq_sockets::io::sleep(&Self::Io::default(), d).await
+    }
     /// A raw tcp listener on 127.0.0.1 and its `tcp://` endpoint.
     async fn raw_listen() -> (Self::RawListener, String);
     /// Accepts one raw connection.
@@ -60,39 +73,39 @@ pub trait Backend {
     }
 
     /// `unbind`.
-    async fn unbind(s: &Self::Socket, ep: &str) -> Result<(), Error> {
+    async fn unbind(s: &Sock<Self>, ep: &str) -> Result<(), Error> {
         s.unbind(ep).await
     }
     /// `disconnect`.
-    async fn disconnect(s: &Self::Socket, ep: &str) -> Result<(), Error> {
+    async fn disconnect(s: &Sock<Self>, ep: &str) -> Result<(), Error> {
         s.disconnect(ep).await
     }
     /// `send`.
-    async fn send(s: &Self::Socket, m: Message) -> Result<(), Error> {
+    async fn send(s: &Sock<Self>, m: Message) -> Result<(), Error> {
         s.send(m).await
     }
     /// `try_send`.
-    fn try_send(s: &Self::Socket, m: Message) -> Result<(), TrySendError> {
+    fn try_send(s: &Sock<Self>, m: Message) -> Result<(), TrySendError> {
         s.try_send(m)
     }
     /// `recv`.
-    async fn recv(s: &Self::Socket) -> Result<Message, Error> {
+    async fn recv(s: &Sock<Self>) -> Result<Message, Error> {
         s.recv().await
     }
     /// `try_recv`.
-    fn try_recv(s: &Self::Socket) -> Result<Option<Message>, Error> {
+    fn try_recv(s: &Sock<Self>) -> Result<Option<Message>, Error> {
         s.try_recv()
     }
     /// `subscribe`.
-    fn subscribe(s: &Self::Socket, topic: &[u8]) -> Result<(), Error> {
+    fn subscribe(s: &Sock<Self>, topic: &[u8]) -> Result<(), Error> {
         s.subscribe(topic)
     }
     /// `unsubscribe`.
-    fn unsubscribe(s: &Self::Socket, topic: &[u8]) -> Result<(), Error> {
+    fn unsubscribe(s: &Sock<Self>, topic: &[u8]) -> Result<(), Error> {
         s.unsubscribe(topic)
     }
     /// `monitor`.
-    fn monitor(s: &Self::Socket) -> Monitor {
+    fn monitor(s: &Sock<Self>) -> Monitor {
         s.monitor()
     }
     /// The monitor's next event.
@@ -148,7 +161,7 @@ pub async fn within_for<B: Backend, T>(d: Duration, what: &str, f: impl Future<O
 pub use omq_sockets::io::{Either, join, race};
 
 /// Receives with the deadline.
-pub async fn recv<B: Backend>(s: &B::Socket) -> Message {
+pub async fn recv<B: Backend>(s: &Sock<B>) -> Message {
     within::<B, _>("a message", B::recv(s)).await.expect("recv")
 }
 
@@ -196,8 +209,8 @@ pub fn opts_with(f: impl FnOnce(&mut Options)) -> Options {
 /// Sends `make(i)` until the receiver gets one (for subscriptions and connections that settle
 /// asynchronously), then returns what arrived.
 pub async fn send_until_received<B: Backend>(
-    tx: &B::Socket,
-    rx: &B::Socket,
+    tx: &Sock<B>,
+    rx: &Sock<B>,
     make: impl Fn() -> Message,
 ) -> Message {
     within::<B, _>("the first message through", async {

@@ -11,7 +11,7 @@ async fn bound_pair<B: Backend>(
     t: Transport,
     bind: (SocketType, Options),
     connect: (SocketType, Options),
-) -> (B::Socket, B::Socket, String) {
+) -> (Sock<B>, Sock<B>, String) {
     let a = B::socket(bind.0, bind.1).expect("socket");
     let ep = B::bind(&a, &t.endpoint()).await.expect("bind").to_string();
     let b = B::socket(connect.0, connect.1).expect("socket");

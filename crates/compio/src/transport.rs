@@ -2,14 +2,15 @@
 //! a timer.
 
 use std::io;
-use std::net::IpAddr;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Instant;
 
 use compio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use compio::runtime::JoinHandle;
 use omq_sockets::io::{Io, Task};
-use omq_sockets::net::{self, StdListener, Target};
-use omq_sockets::{Engine, EngineError, TcpKeepalive};
+use omq_sockets::net::{self, Sockets};
+use omq_sockets::{Engine, EngineError};
 
 use crate::driver;
 
@@ -18,65 +19,42 @@ use crate::driver;
 pub struct Compio;
 
 /// A bound listener.
-#[derive(Debug)]
-pub enum Listener {
-    /// tcp.
-    Tcp(TcpListener),
-    /// ipc.
-    Ipc(UnixListener),
-}
+pub type Listener = net::Listener<Compio>;
 
 /// A connected stream.
-#[derive(Debug)]
-pub enum Stream {
-    /// tcp.
-    Tcp(TcpStream),
-    /// ipc.
-    Ipc(UnixStream),
+pub type Stream = net::Stream<Compio>;
+
+impl Sockets for Compio {
+    type TcpListener = TcpListener;
+    type TcpStream = TcpStream;
+    type UnixListener = UnixListener;
+    type UnixStream = UnixStream;
+
+    fn tcp_listener(l: std::net::TcpListener) -> io::Result<TcpListener> {
+        TcpListener::from_std(l)
+    }
+    fn unix_listener(l: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        UnixListener::from_std(l)
+    }
+    fn unix_stream(s: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        UnixStream::from_std(s)
+    }
+    async fn accept_tcp(l: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+        l.accept().await
+    }
+    async fn accept_unix(l: &UnixListener) -> io::Result<UnixStream> {
+        Ok(l.accept().await?.0)
+    }
+    async fn connect_tcp(host: &str, port: u16) -> io::Result<TcpStream> {
+        TcpStream::connect((host, port)).await
+    }
+    async fn connect_unix(path: &Path) -> io::Result<UnixStream> {
+        UnixStream::connect(path).await
+    }
 }
 
 impl Io for Compio {
-    type Stream = Stream;
-    type Listener = Listener;
     type Handle = JoinHandle<()>;
-
-    fn listener(&self, l: StdListener) -> io::Result<Listener> {
-        Ok(match l {
-            StdListener::Tcp(l) => Listener::Tcp(TcpListener::from_std(l)?),
-            StdListener::Ipc(l, _) => Listener::Ipc(UnixListener::from_std(l)?),
-            _ => return Err(io::Error::from(io::ErrorKind::Unsupported)),
-        })
-    }
-
-    async fn accept(
-        &self,
-        l: &Listener,
-        keepalive: TcpKeepalive,
-    ) -> io::Result<(Stream, Option<IpAddr>)> {
-        match l {
-            Listener::Tcp(l) => {
-                let (s, peer) = l.accept().await?;
-                net::tune_tcp(&s, keepalive)?;
-                Ok((Stream::Tcp(s), Some(peer.ip())))
-            }
-            Listener::Ipc(l) => Ok((Stream::Ipc(l.accept().await?.0), None)),
-        }
-    }
-
-    async fn connect(&self, target: Target, keepalive: TcpKeepalive) -> io::Result<Stream> {
-        match target {
-            Target::Tcp(host, port) => {
-                let s = TcpStream::connect((host.as_str(), port)).await?;
-                net::tune_tcp(&s, keepalive)?;
-                Ok(Stream::Tcp(s))
-            }
-            Target::IpcPath(p) => Ok(Stream::Ipc(UnixStream::connect(p).await?)),
-            Target::IpcAbstract(n) => Ok(Stream::Ipc(UnixStream::from_std(
-                net::connect_abstract(&n)?,
-            )?)),
-            _ => Err(io::Error::from(io::ErrorKind::Unsupported)),
-        }
-    }
 
     async fn run(&self, stream: Stream, engine: &mut Engine) -> EngineError {
         match stream {

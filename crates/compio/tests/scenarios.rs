@@ -1,34 +1,16 @@
 //! The shared scenario suite on omq-compio (io_uring where the kernel allows it).
 
-use std::time::Duration;
-
 use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::{TcpListener, TcpStream};
-use omq_compio::Socket;
-use omq_scenarios::{Backend, Endpoint, Error, Options, SocketType};
+use omq_scenarios::Backend;
 
 struct Compio;
 
 impl Backend for Compio {
-    type Socket = Socket;
+    type Io = omq_compio::Compio;
     type Raw = TcpStream;
     type RawListener = TcpListener;
 
-    fn socket(ty: SocketType, opts: Options) -> Result<Socket, Error> {
-        Socket::new(ty, opts)
-    }
-    async fn bind(s: &Socket, ep: &str) -> Result<Endpoint, Error> {
-        s.bind(ep).await
-    }
-    async fn connect(s: &Socket, ep: &str) -> Result<(), Error> {
-        s.connect(ep).await
-    }
-    async fn close(s: Socket) {
-        s.close().await
-    }
-    async fn sleep(d: Duration) {
-        compio::time::sleep(d).await
-    }
     async fn raw_listen() -> (TcpListener, String) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let ep = format!("tcp://{}", l.local_addr().unwrap());

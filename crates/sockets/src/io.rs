@@ -15,40 +15,18 @@ use crate::engine::{Engine, EngineError};
 use crate::error::Error;
 use crate::lifecycle::{Connector, EndpointCtl, EndpointState, Step};
 use crate::monitor::MonitorEvent;
-use crate::net::{IpcFile, StdListener, Target};
-use crate::{Endpoint, Options, TcpKeepalive, net};
+use crate::net::{IpcFile, Listener, Sockets, StdListener, Stream};
+use crate::{Endpoint, Options, net};
 use omq_zmtp::SocketType;
 
-/// What a backend provides: streams, listeners, a connection driver and a timer.
-pub trait Io: Clone + 'static {
-    /// An accepted or connected byte stream.
-    type Stream: 'static;
-    /// A bound listener, in the runtime's form.
-    type Listener: 'static;
-
-    /// Accepts one connection (TCP options applied), with the peer's IP address for tcp
-    /// (`None` for ipc).
-    fn accept(
-        &self,
-        listener: &Self::Listener,
-        keepalive: TcpKeepalive,
-    ) -> impl Future<Output = io::Result<(Self::Stream, Option<std::net::IpAddr>)>>;
-
-    /// Connects to `target` (TCP options applied).
-    fn connect(
-        &self,
-        target: Target,
-        keepalive: TcpKeepalive,
-    ) -> impl Future<Output = io::Result<Self::Stream>>;
-
+/// What a backend provides: its socket types (through [`Sockets`], from which this module gets
+/// its [`Listener`]s and [`Stream`]s), a connection driver and a timer.
+pub trait Io: Sockets + Clone {
     /// Runs one connection until it ends; returns why.
-    fn run(&self, stream: Self::Stream, engine: &mut Engine) -> impl Future<Output = EngineError>;
+    fn run(&self, stream: Stream<Self>, engine: &mut Engine) -> impl Future<Output = EngineError>;
 
     /// Resolves at `deadline`.
     fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()>;
-
-    /// The runtime's listener for a bound std listener.
-    fn listener(&self, listener: StdListener) -> io::Result<Self::Listener>;
 
     /// A spawned task.
     type Handle: 'static;
@@ -71,7 +49,7 @@ enum TaskKind<I: Io> {
     Accept {
         io: I,
         core: Arc<Core>,
-        listener: I::Listener,
+        listener: Listener<I>,
         ipc_file: Option<IpcFile>,
         endpoint: String,
         ctl: Arc<EndpointCtl>,
@@ -210,7 +188,7 @@ impl<I: Io> Socket<I> {
                 StdListener::Ipc(l, file) => (file, StdListener::Ipc(l, None)),
                 other => (None, other),
             };
-            let listener = self.io.listener(listener)?;
+            let listener = Listener::from_std(listener)?;
             self.tasks.push(self.io.spawn(Task(TaskKind::Accept {
                 io: self.io.clone(),
                 core: self.base.core().clone(),
@@ -320,7 +298,7 @@ pub async fn sleep<I: Io>(io: &I, d: Duration) {
 pub struct Accepted<I: Io> {
     io: I,
     core: Arc<Core>,
-    stream: I::Stream,
+    stream: Stream<I>,
     endpoint: String,
     peer_ip: Option<std::net::IpAddr>,
     ctl: Arc<EndpointCtl>,
@@ -357,7 +335,7 @@ impl<I: Io> Accepted<I> {
 pub async fn accept_loop<I: Io>(
     io: I,
     core: Arc<Core>,
-    listener: I::Listener,
+    listener: Listener<I>,
     ipc_file: Option<IpcFile>,
     endpoint: String,
     ctl: Arc<EndpointCtl>,
@@ -366,7 +344,7 @@ pub async fn accept_loop<I: Io>(
     let keepalive = core.options().tcp_keepalive;
     loop {
         let accepted = match race(
-            io.accept(&listener, keepalive),
+            listener.accept(keepalive),
             ctl.until(|s| s != EndpointState::Running),
         )
         .await
@@ -424,7 +402,7 @@ pub async fn connect_loop<I: Io>(io: I, mut c: Connector, ctl: Arc<EndpointCtl>)
                 let interrupted = race(ctl.until(|s| s != state), give_up);
                 let connect = async {
                     match net::target(c.endpoint()) {
-                        Ok(t) => io.connect(t, keepalive).await,
+                        Ok(t) => Stream::connect(t, keepalive).await,
                         Err(e) => Err(e),
                     }
                 };

@@ -215,3 +215,93 @@ pub fn tune_tcp(socket: &impl AsFd, keepalive: TcpKeepalive) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// One runtime's tcp and Unix-domain socket types, and the calls on them that listening,
+/// accepting and connecting need. A backend implements these few conversions and gets
+/// [`Listener`] and [`Stream`], with the matching over endpoints, TCP tuning and abstract ipc
+/// names, written once here.
+#[allow(async_fn_in_trait)]
+pub trait Sockets: 'static {
+    /// The runtime's tcp listener.
+    type TcpListener: std::fmt::Debug + 'static;
+    /// The runtime's tcp stream.
+    type TcpStream: std::fmt::Debug + AsFd + 'static;
+    /// The runtime's Unix-domain listener.
+    type UnixListener: std::fmt::Debug + 'static;
+    /// The runtime's Unix-domain stream.
+    type UnixStream: std::fmt::Debug + 'static;
+
+    /// The runtime's form of a bound, non-blocking std tcp listener.
+    fn tcp_listener(l: TcpListener) -> io::Result<Self::TcpListener>;
+    /// The runtime's form of a bound, non-blocking std Unix-domain listener.
+    fn unix_listener(l: std::os::unix::net::UnixListener) -> io::Result<Self::UnixListener>;
+    /// The runtime's form of a connected, non-blocking std Unix-domain stream.
+    fn unix_stream(s: std::os::unix::net::UnixStream) -> io::Result<Self::UnixStream>;
+    /// Accepts a tcp connection, with the peer's address.
+    async fn accept_tcp(l: &Self::TcpListener) -> io::Result<(Self::TcpStream, SocketAddr)>;
+    /// Accepts a Unix-domain connection.
+    async fn accept_unix(l: &Self::UnixListener) -> io::Result<Self::UnixStream>;
+    /// Connects over tcp to `host` (an address or a name to resolve) and `port`.
+    async fn connect_tcp(host: &str, port: u16) -> io::Result<Self::TcpStream>;
+    /// Connects to an ipc socket file.
+    async fn connect_unix(path: &Path) -> io::Result<Self::UnixStream>;
+}
+
+/// A bound listener, in the runtime's form.
+#[derive(Debug)]
+pub enum Listener<S: Sockets> {
+    /// tcp.
+    Tcp(S::TcpListener),
+    /// ipc.
+    Ipc(S::UnixListener),
+}
+
+/// A connected stream, in the runtime's form.
+#[derive(Debug)]
+pub enum Stream<S: Sockets> {
+    /// tcp.
+    Tcp(S::TcpStream),
+    /// ipc.
+    Ipc(S::UnixStream),
+}
+
+impl<S: Sockets> Listener<S> {
+    /// The runtime's listener for a bound std listener.
+    pub fn from_std(l: StdListener) -> io::Result<Self> {
+        match l {
+            StdListener::Tcp(l) => Ok(Self::Tcp(S::tcp_listener(l)?)),
+            StdListener::Ipc(l, _) => Ok(Self::Ipc(S::unix_listener(l)?)),
+        }
+    }
+
+    /// Accepts one connection (TCP options applied), with the peer's IP address for tcp
+    /// (`None` for ipc).
+    pub async fn accept(
+        &self,
+        keepalive: TcpKeepalive,
+    ) -> io::Result<(Stream<S>, Option<std::net::IpAddr>)> {
+        match self {
+            Self::Tcp(l) => {
+                let (s, peer) = S::accept_tcp(l).await?;
+                tune_tcp(&s, keepalive)?;
+                Ok((Stream::Tcp(s), Some(peer.ip())))
+            }
+            Self::Ipc(l) => Ok((Stream::Ipc(S::accept_unix(l).await?), None)),
+        }
+    }
+}
+
+impl<S: Sockets> Stream<S> {
+    /// Connects to `target` (TCP options applied).
+    pub async fn connect(target: Target, keepalive: TcpKeepalive) -> io::Result<Self> {
+        match target {
+            Target::Tcp(host, port) => {
+                let s = S::connect_tcp(&host, port).await?;
+                tune_tcp(&s, keepalive)?;
+                Ok(Self::Tcp(s))
+            }
+            Target::IpcPath(p) => Ok(Self::Ipc(S::connect_unix(&p).await?)),
+            Target::IpcAbstract(n) => Ok(Self::Ipc(S::unix_stream(connect_abstract(&n)?)?)),
+        }
+    }
+}

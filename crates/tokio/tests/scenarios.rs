@@ -1,37 +1,19 @@
 //! The shared scenario suite on omq-tokio, on current-thread and multi-thread runtimes.
 
-use std::time::Duration;
-
-use omq_scenarios::{Backend, Endpoint, Error, Options, SocketType};
-use omq_tokio::Socket;
+use omq_scenarios::Backend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 struct Tokio;
 
 impl Backend for Tokio {
-    type Socket = Socket;
+    type Io = omq_tokio::Tokio;
     type Raw = TcpStream;
     type RawListener = TcpListener;
 
-    fn socket(ty: SocketType, opts: Options) -> Result<Socket, Error> {
-        Socket::new(ty, opts)
-    }
     fn single_threaded() -> bool {
         tokio::runtime::Handle::current().runtime_flavor()
             == tokio::runtime::RuntimeFlavor::CurrentThread
-    }
-    async fn bind(s: &Socket, ep: &str) -> Result<Endpoint, Error> {
-        s.bind(ep).await
-    }
-    async fn connect(s: &Socket, ep: &str) -> Result<(), Error> {
-        s.connect(ep).await
-    }
-    async fn close(s: Socket) {
-        s.close().await
-    }
-    async fn sleep(d: Duration) {
-        tokio::time::sleep(d).await
     }
     async fn raw_listen() -> (TcpListener, String) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
