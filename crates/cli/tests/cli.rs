@@ -44,6 +44,13 @@ fn finish(mut child: Child) -> Output {
     }
 }
 
+/// Runs `omq ARGS` with `input` on its stdin, to its end (with `finish`'s deadline).
+fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = omq(args).stdin(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    finish(child)
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
@@ -70,16 +77,8 @@ fn stdin_lines_frames_and_json() {
     let pull = omq(&["pull", "--bind", &ep, "--count", "2", "--format", "json"])
         .spawn()
         .unwrap();
-    let mut push = omq(&["push", "--connect", &ep, "--frames"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    push.stdin
-        .take()
-        .unwrap()
-        .write_all(b"a\tb\nsingle\n")
-        .unwrap();
-    assert!(finish(push).status.success());
+    let push = run_with_stdin(&["push", "--connect", &ep, "--frames"], b"a\tb\nsingle\n");
+    assert!(push.status.success());
     let pull = finish(pull);
     assert_eq!(
         stdout(&pull),
@@ -93,12 +92,7 @@ fn req_rep_echo() {
     let rep = omq(&["rep", "--bind", &ep, "--count", "2", "--echo"])
         .spawn()
         .unwrap();
-    let mut req = omq(&["req", "--connect", &ep])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    req.stdin.take().unwrap().write_all(b"one\ntwo\n").unwrap();
-    let req = finish(req);
+    let req = run_with_stdin(&["req", "--connect", &ep], b"one\ntwo\n");
     assert!(req.status.success(), "{req:?}");
     assert_eq!(stdout(&req), "one\ntwo\n");
     let rep = finish(rep);
@@ -113,12 +107,10 @@ fn compio_backend_talks_to_tokio_backend() {
     let rep = omq(&["rep", "--backend", "compio", "--bind", &ep, "--count", "2"])
         .spawn()
         .unwrap();
-    let mut req = omq(&["req", "--backend", "tokio", "--connect", &ep])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    req.stdin.take().unwrap().write_all(b"one\ntwo\n").unwrap();
-    let req = finish(req);
+    let req = run_with_stdin(
+        &["req", "--backend", "tokio", "--connect", &ep],
+        b"one\ntwo\n",
+    );
     assert!(req.status.success(), "{req:?}");
     assert_eq!(stdout(&req), "one\ntwo\n");
     assert_eq!(stdout(&finish(rep)), "one\ntwo\n");
@@ -152,19 +144,18 @@ fn compio_backend_talks_to_tokio_backend() {
     let bound = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the bound endpoint");
-    let mut push = omq(&[
-        "push",
-        "--backend",
-        "tokio",
-        "--connect",
-        &bound,
-        "--frames",
-    ])
-    .stdin(Stdio::piped())
-    .spawn()
-    .unwrap();
-    push.stdin.take().unwrap().write_all(b"a\tb\nc\n").unwrap();
-    assert!(finish(push).status.success());
+    let push = run_with_stdin(
+        &[
+            "push",
+            "--backend",
+            "tokio",
+            "--connect",
+            &bound,
+            "--frames",
+        ],
+        b"a\tb\nc\n",
+    );
+    assert!(push.status.success());
     let pull = finish(pull);
     assert!(pull.status.success(), "{pull:?}");
     assert_eq!(
@@ -275,12 +266,7 @@ fn omq_req_against_libzmq_rep() {
         }
         rep
     });
-    let mut req = omq(&["req", "--connect", &ep])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    req.stdin.take().unwrap().write_all(b"a\nb\n").unwrap();
-    let req = finish(req);
+    let req = run_with_stdin(&["req", "--connect", &ep], b"a\nb\n");
     assert_eq!(stdout(&req), "a!\nb!\n");
     drop(server.join().unwrap());
 }
