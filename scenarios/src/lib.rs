@@ -236,7 +236,8 @@ pub fn b(s: &str) -> Bytes {
 macro_rules! scenario_tests {
     ($backend:ty, #[$attr:meta]) => {
         $crate::scenario_tests!(@each $backend, #[$attr],
-            push_pull, push_round_robin, pull_fair_queue, req_rep, req_state_machine,
+            push_pull, push_round_robin, pull_fair_queue, req_rep, recv_spin_settings_deliver,
+            req_state_machine,
             dealer_router_identities, router_mandatory, pub_sub_filtering, xpub_xsub_subscriptions,
             pair_exchange, hwm_blocks_and_try_send_hands_back, pub_drops_at_hwm,
             pub_tight_loop_keeps_up,

@@ -151,6 +151,29 @@ pub async fn req_rep<B: Backend>(t: Transport) {
     }
 }
 
+/// Receives that spin before they sleep (`recv_spin`) and receives that never spin deliver
+/// every message, in order: REQ/REP with the spin off on one side and long on the other, and
+/// a PULL forced to spin (off by default for streams) that waits for each message.
+pub async fn recv_spin_settings_deliver<B: Backend>(t: Transport) {
+    let off = opts_with(|o| o.recv_spin = Some(Duration::ZERO));
+    let long = opts_with(|o| o.recv_spin = Some(Duration::from_millis(1)));
+    let (rep, req, _) =
+        bound_pair::<B>(t, (SocketType::Rep, long.clone()), (SocketType::Req, off)).await;
+    for i in 0..200u32 {
+        let q = numbered(i);
+        B::send(&req, q.clone()).await.unwrap();
+        assert_eq!(recv::<B>(&rep).await, q);
+        B::send(&rep, numbered(i + 1)).await.unwrap();
+        assert_eq!(recv::<B>(&req).await, numbered(i + 1));
+    }
+    let (pull, push, _) =
+        bound_pair::<B>(t, (SocketType::Pull, long), (SocketType::Push, opts())).await;
+    for i in 0..200u32 {
+        B::send(&push, numbered(i)).await.unwrap();
+        assert_eq!(recv::<B>(&pull).await, numbered(i));
+    }
+}
+
 /// REQ must alternate send and recv; REP must receive before it replies (libzmq's EFSM).
 pub async fn req_state_machine<B: Backend>(t: Transport) {
     let (rep, req, _) =

@@ -12,6 +12,7 @@ use crate::core::{Core, MessageWithPeer};
 use crate::error::{Error, TrySendError};
 use crate::lifecycle::{Connector, EndpointCtl, Endpoints};
 use crate::monitor::{Monitor, MonitorEvent};
+use crate::spin::{Spin, SpinWindow};
 use crate::{Endpoint, Options};
 
 /// A socket's runtime-independent half: the messaging API, subscriptions, the monitor,
@@ -29,6 +30,8 @@ pub struct SocketBase {
     /// After this many, `send` yields once to the runtime: for sockets that drop at the HWM
     /// instead of waiting, half the send HWM, at most [`MAX_SEND_STREAK`].
     streak_limit: u32,
+    /// How long a receive polls before it sleeps (`recv_spin`).
+    spin: SpinWindow,
 }
 
 /// The most sends in a row, without waiting, before `send` yields once to the runtime.
@@ -127,6 +130,7 @@ impl SocketBase {
                 }
                 _ => u32::MAX,
             },
+            spin: SpinWindow::new(options.recv_spin, socket_type),
             core: Core::new(socket_type, options)?,
             endpoints: Endpoints::new(),
             streak: AtomicU32::new(0),
@@ -268,8 +272,17 @@ impl SocketBase {
     }
 
     /// Receives the next message, waiting for one. Cancel safe: a dropped future loses nothing.
+    ///
+    /// On the request-reply socket types, a receive that finds nothing polls again for a while
+    /// instead of letting its thread sleep, while messages keep arriving within that window
+    /// (see [`Options::recv_spin`]).
     pub async fn recv(&self) -> Result<Message, Error> {
-        poll_fn(|cx| self.core.poll_recv(cx)).await
+        let mut spin = Spin::default();
+        poll_fn(|cx| {
+            let r = self.core.poll_recv(cx);
+            self.spin(&mut spin, cx, r)
+        })
+        .await
     }
 
     /// Receives the next message with what its sender's handshake established: the peer's
@@ -282,7 +295,22 @@ impl SocketBase {
     /// reported with the new connection's information. Accepted connections each have their
     /// own queue, so a server's view of its clients is exact.
     pub async fn recv_with_peer(&self) -> Result<MessageWithPeer, Error> {
-        poll_fn(|cx| self.core.poll_recv_with_peer(cx)).await
+        let mut spin = Spin::default();
+        poll_fn(|cx| {
+            let r = self.core.poll_recv_with_peer(cx);
+            self.spin(&mut spin, cx, r)
+        })
+        .await
+    }
+
+    /// A receive's poll went `r`: within the spin window, a `Pending` one is polled again at
+    /// once (it has registered its task all the same, so a wake-up is never missed).
+    fn spin<T>(&self, spin: &mut Spin, cx: &Context<'_>, r: Poll<T>) -> Poll<T> {
+        match r {
+            Poll::Pending => spin.pending(&self.spin, cx),
+            Poll::Ready(_) => spin.done(&self.spin),
+        }
+        r
     }
 
     /// Receives a message if one is queued.

@@ -53,6 +53,7 @@ mod monitor;
 #[cfg(unix)]
 pub mod net;
 mod options;
+mod spin;
 mod trie;
 mod wait;
 pub mod zap;
