@@ -12,14 +12,14 @@
 //! option says otherwise. A one-way stream (PULL, SUB) is better served by sleeping: while its
 //! receiver sleeps, the sender runs ahead and the receiver then takes a batch, where a spinning
 //! receiver takes each message the moment it is published and the two threads fight over the
-//! pipe's cache lines for every one (inproc PUSH/PULL of 8 B lost a fifth of its rate).
+//! pipe's cache lines for every one (inproc PUSH/PULL of 8 B lost 23 % of its rate).
 //!
 //! Spinning costs a core while it lasts, so the window adapts the way Linux's guest haltpoll
 //! governor does, per socket: it starts at zero (an idle or slow socket never spins); a receive
 //! that slept but whose message came within the longest window (the option) doubles it (from a
 //! quarter of the longest); a receive whose message took longer than that halves it, down to
-//! zero. A request-reply exchange or a stream with short gaps thus spins, sparse traffic
-//! sleeps, and the cost of a socket whose traffic turns sparse is a few windows.
+//! zero. A request-reply exchange thus spins, sparse traffic sleeps, and the cost of a socket
+//! whose traffic turns sparse is a few windows.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Context;
