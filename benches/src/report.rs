@@ -349,7 +349,7 @@ pub(crate) fn render(r: &Results) -> String {
         let _ = writeln!(
             out,
             "## REQ/REP round trip\n\nomq runs with its defaults, under which a REQ or REP \
-             receive that finds nothing polls for up to 200 µs before its thread sleeps \
+             receive that finds nothing polls for up to 100 µs before its thread sleeps \
              (`recv_spin`, adaptive), so a round trip does not wait for a sleeping thread to be \
              woken; the CPU table after this one shows what that costs.\n"
         );

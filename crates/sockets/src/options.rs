@@ -25,7 +25,7 @@
 //! | `curve_server`, `curve_public_key`, `curve_secret_key`, `curve_server_key` | ZMQ_CURVE_SERVER, _PUBLICKEY, _SECRETKEY, _SERVERKEY | off |
 //! | `zap_domain`, `zap_enforce_domain` | ZMQ_ZAP_DOMAIN, ZMQ_ZAP_ENFORCE_DOMAIN | empty, off |
 //! | `authenticator` | (none: a Rust alternative to a ZAP handler socket) | `None` |
-//! | `recv_spin` | (none: how long a receive polls before it sleeps) | `None`: 200 µs, adaptive, for REQ, REP, DEALER, ROUTER, PAIR; off for the others |
+//! | `recv_spin` | (none: how long a receive polls before it sleeps) | `None`: 100 µs, adaptive, for REQ, REP, DEALER, ROUTER, PAIR; off for the others |
 //!
 //! The mechanism follows from the security options as in libzmq: `curve_server` makes a CURVE
 //! server, a `curve_server_key` a CURVE client, `plain_server` a PLAIN server, a
@@ -191,7 +191,7 @@ pub struct Options {
     /// precedence over a handler bound at `inproc://zeromq.zap.01`.
     pub authenticator: Option<AuthHandler>,
     /// The longest a receive polls for a message before its thread sleeps;
-    /// `Some(Duration::ZERO)`: never. `None`: the socket type's default, 200 µs for REQ, REP,
+    /// `Some(Duration::ZERO)`: never. `None`: the socket type's default, 100 µs for REQ, REP,
     /// DEALER, ROUTER and PAIR and never for the others (a one-way stream is faster when its
     /// receiver sleeps and the sender runs ahead). The window adapts between zero and this:
     /// it grows while messages arrive within it and falls to zero when they do not, so sparse
