@@ -324,8 +324,11 @@ pub(crate) fn render(r: &Results) -> String {
                     out,
                     "Rates in msg/s at every size: over inproc a message is handed over, not \
                      copied. omq sends clones of one reference-counted payload, libzmq allocates \
-                     a message per send (`remote_thr`), so from 8 KiB up these rows compare \
-                     allocation more than transport.\n"
+                     a message per send (`remote_thr`), so from 128 B up these rows compare \
+                     allocation as much as transport: with a fresh message per send, which the \
+                     receiving thread frees, omq runs at glibc's cross-thread free rate as \
+                     libzmq does, level with it at 128 B and 1 KiB (`doc/performance.md`, \
+                     \"inproc with a fresh message per send\").\n"
                 );
             }
             t.throughput(&mut out);
