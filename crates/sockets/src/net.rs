@@ -22,12 +22,17 @@ pub enum StdListener {
 }
 
 /// The socket file of an ipc listener: removed when the listener closes, unless another socket
-/// has bound the same path since (the file is identified by device and inode).
+/// has bound the same path since. The file is identified by device, inode and creation time: a
+/// file created right after another was removed often gets its inode number (ext4), so the
+/// inode alone would let a closing listener remove its successor's file.
 #[derive(Debug)]
 pub struct IpcFile {
     path: PathBuf,
-    id: Option<(u64, u64)>,
+    id: Option<FileId>,
 }
+
+/// Device, inode and (where the file system records it) creation time.
+type FileId = (u64, u64, Option<std::time::SystemTime>);
 
 impl IpcFile {
     fn new(path: PathBuf) -> Self {
@@ -43,11 +48,11 @@ impl IpcFile {
     }
 }
 
-fn file_id(path: &Path) -> Option<(u64, u64)> {
+fn file_id(path: &Path) -> Option<FileId> {
     use std::os::unix::fs::MetadataExt;
     std::fs::symlink_metadata(path)
         .ok()
-        .map(|m| (m.dev(), m.ino()))
+        .map(|m| (m.dev(), m.ino(), m.created().ok()))
 }
 
 /// Binds `ep` and returns the listener (non-blocking) and the endpoint as bound: the port the
@@ -303,5 +308,47 @@ impl<S: Sockets> Stream<S> {
             Target::IpcPath(p) => Ok(Self::Ipc(S::connect_unix(&p).await?)),
             Target::IpcAbstract(n) => Ok(Self::Ipc(S::unix_stream(connect_abstract(&n)?)?)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener closing after another socket re-bound its path leaves the new file alone,
+    /// also when the file system hands the new file the old one's inode number (which ext4
+    /// does for a file created right after one was removed).
+    #[test]
+    fn a_closing_listener_keeps_a_rebound_file() {
+        let path = std::env::temp_dir().join(format!("omq-net-rebind-{}.sock", std::process::id()));
+        let mut reused = 0;
+        for _ in 0..50 {
+            let _ = std::fs::remove_file(&path);
+            let first = std::os::unix::net::UnixListener::bind(&path).unwrap();
+            let first_file = IpcFile::new(path.clone());
+            if first_file
+                .id
+                .is_some_and(|(_, _, created)| created.is_none())
+            {
+                // No creation times here: the inode is all there is to go by.
+                let _ = std::fs::remove_file(&path);
+                return;
+            }
+            // The first listener closes; the second bind removes its file as stale, as libzmq
+            // does, before the first gets to remove it.
+            drop(first);
+            std::fs::remove_file(&path).unwrap();
+            let second = std::os::unix::net::UnixListener::bind(&path).unwrap();
+            if file_id(&path).map(|(dev, ino, _)| (dev, ino))
+                == first_file.id.map(|(dev, ino, _)| (dev, ino))
+            {
+                reused += 1;
+            }
+            first_file.remove();
+            assert!(path.exists(), "the second listener's file was removed");
+            drop(second);
+        }
+        let _ = std::fs::remove_file(&path);
+        eprintln!("inode numbers reused in {reused} of 50 rebinds");
     }
 }
