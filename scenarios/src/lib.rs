@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use omq_sockets::io::Io;
+use omq_sockets::net::Sockets;
 pub use omq_sockets::{Endpoint, Error, Monitor, MonitorEvent, Options, SocketBase, TrySendError};
 pub use omq_zmtp::{Message, SocketType};
 
@@ -23,17 +24,19 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 /// A backend's socket: omq-sockets' generic socket on the backend's I/O.
 pub type Sock<B> = omq_sockets::io::Socket<<B as Backend>::Io>;
 
+/// A raw byte stream (for misbehaving peers): the backend's tcp stream.
+pub type Raw<B> = <<B as Backend>::Io as Sockets>::TcpStream;
+
+/// A raw listener: the backend's tcp listener.
+pub type RawListener<B> = <<B as Backend>::Io as Sockets>::TcpListener;
+
 /// What a backend offers the scenarios: its I/O (whose socket, and that socket's shared API,
 /// [`SocketBase`], the default methods use) and raw streams. A backend implements only what
-/// differs: raw tcp streams, and whether its runtime is single-threaded.
+/// differs: reading and writing raw tcp streams, and whether its runtime is single-threaded.
 #[allow(async_fn_in_trait)]
 pub trait Backend {
     /// The backend's implementation of omq-sockets' I/O.
     type Io: Io + Default;
-    /// A raw byte stream (for misbehaving peers).
-    type Raw;
-    /// A raw listener.
-    type RawListener;
 
     /// `Socket::new`.
     fn socket(ty: SocketType, opts: Options) -> Result<Sock<Self>, Error> {
@@ -56,15 +59,37 @@ pub trait Backend {
         omq_sockets::io::sleep(&Self::Io::default(), d).await
     }
     /// A raw tcp listener on 127.0.0.1 and its `tcp://` endpoint.
-    async fn raw_listen() -> (Self::RawListener, String);
+    async fn raw_listen() -> (RawListener<Self>, String) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("raw bind");
+        l.set_nonblocking(true).expect("non-blocking");
+        let ep = format!("tcp://{}", l.local_addr().expect("local address"));
+        (
+            <Self::Io as Sockets>::tcp_listener(l).expect("raw listener"),
+            ep,
+        )
+    }
     /// Accepts one raw connection.
-    async fn raw_accept(l: &Self::RawListener) -> Self::Raw;
-    /// Connects a raw stream to a `tcp://` endpoint.
-    async fn raw_connect(ep: &str) -> Self::Raw;
+    async fn raw_accept(l: &RawListener<Self>) -> Raw<Self> {
+        <Self::Io as Sockets>::accept_tcp(l)
+            .await
+            .expect("raw accept")
+            .0
+    }
+    /// Connects a raw stream to a `tcp://host:port` endpoint.
+    async fn raw_connect(ep: &str) -> Raw<Self> {
+        let (host, port) = ep
+            .trim_start_matches("tcp://")
+            .rsplit_once(':')
+            .expect("host:port");
+        let port = port.parse().expect("port");
+        <Self::Io as Sockets>::connect_tcp(host, port)
+            .await
+            .expect("raw connect")
+    }
     /// Writes all of `data`.
-    async fn raw_write(r: &mut Self::Raw, data: &[u8]) -> std::io::Result<()>;
+    async fn raw_write(r: &mut Raw<Self>, data: &[u8]) -> std::io::Result<()>;
     /// Reads some bytes (0 at end of stream).
-    async fn raw_read(r: &mut Self::Raw, buf: &mut [u8]) -> std::io::Result<usize>;
+    async fn raw_read(r: &mut Raw<Self>, buf: &mut [u8]) -> std::io::Result<usize>;
 
     /// Whether the test's task and the sockets' connections share one thread, so that they
     /// interleave only where one of them awaits (a current-thread runtime).

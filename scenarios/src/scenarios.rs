@@ -1076,7 +1076,7 @@ pub async fn close_does_not_wait_for_handshakes<B: Backend>(t: Transport) {
 }
 
 /// Completes a ZMTP handshake over a raw stream as `ty`; returns the codec state.
-async fn raw_handshake<B: Backend>(raw: &mut B::Raw, ty: SocketType) -> Connection {
+async fn raw_handshake<B: Backend>(raw: &mut Raw<B>, ty: SocketType) -> Connection {
     let mut conn = Connection::new(Config::new(ty), Instant::now()).unwrap();
     let mut out = omq_zmtp::WriteBuf::new();
     within::<B, _>("the raw handshake", async {

@@ -1,29 +1,14 @@
 //! The shared scenario suite on omq-compio (io_uring where the kernel allows it).
 
 use compio::io::{AsyncRead, AsyncWriteExt};
-use compio::net::{TcpListener, TcpStream};
+use compio::net::TcpStream;
 use omq_scenarios::Backend;
 
 struct Compio;
 
 impl Backend for Compio {
     type Io = omq_compio::Compio;
-    type Raw = TcpStream;
-    type RawListener = TcpListener;
 
-    async fn raw_listen() -> (TcpListener, String) {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let ep = format!("tcp://{}", l.local_addr().unwrap());
-        (l, ep)
-    }
-    async fn raw_accept(l: &TcpListener) -> TcpStream {
-        l.accept().await.unwrap().0
-    }
-    async fn raw_connect(ep: &str) -> TcpStream {
-        TcpStream::connect(ep.trim_start_matches("tcp://"))
-            .await
-            .unwrap()
-    }
     async fn raw_write(r: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
         r.write_all(data.to_vec()).await.0
     }
