@@ -1,15 +1,11 @@
 //! The I/O the endpoint loops of omq-sockets need, on compio: listeners, streams, the driver,
 //! a timer.
 
-use std::io;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Instant;
 
-use compio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use compio::runtime::JoinHandle;
 use omq_sockets::io::{Io, Task};
-use omq_sockets::net::{self, Sockets};
+use omq_sockets::net;
 use omq_sockets::{Engine, EngineError};
 
 use crate::driver;
@@ -24,34 +20,7 @@ pub type Listener = net::Listener<Compio>;
 /// A connected stream.
 pub type Stream = net::Stream<Compio>;
 
-impl Sockets for Compio {
-    type TcpListener = TcpListener;
-    type TcpStream = TcpStream;
-    type UnixListener = UnixListener;
-    type UnixStream = UnixStream;
-
-    fn tcp_listener(l: std::net::TcpListener) -> io::Result<TcpListener> {
-        TcpListener::from_std(l)
-    }
-    fn unix_listener(l: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
-        UnixListener::from_std(l)
-    }
-    fn unix_stream(s: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
-        UnixStream::from_std(s)
-    }
-    async fn accept_tcp(l: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
-        l.accept().await
-    }
-    async fn accept_unix(l: &UnixListener) -> io::Result<UnixStream> {
-        Ok(l.accept().await?.0)
-    }
-    async fn connect_tcp(host: &str, port: u16) -> io::Result<TcpStream> {
-        TcpStream::connect((host, port)).await
-    }
-    async fn connect_unix(path: &Path) -> io::Result<UnixStream> {
-        UnixStream::connect(path).await
-    }
-}
+omq_sockets::impl_sockets!(Compio, compio::net);
 
 impl Io for Compio {
     type Handle = JoinHandle<()>;

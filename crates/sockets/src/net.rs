@@ -221,6 +221,55 @@ pub fn tune_tcp(socket: &impl AsFd, keepalive: TcpKeepalive) -> io::Result<()> {
     Ok(())
 }
 
+/// Implements [`Sockets`] for `$backend` with the runtime module `$net`, for runtimes whose
+/// `net` module has tokio's shape: `TcpListener`, `TcpStream`, `UnixListener` and `UnixStream`,
+/// each with `from_std`, and `accept` / `connect` as async methods (tokio and compio both do).
+/// omq-tokio writes `omq_sockets::impl_sockets!(Tokio, tokio::net);`, omq-compio the same with
+/// `compio::net`: the two implementations are the same text over different types.
+#[macro_export]
+macro_rules! impl_sockets {
+    ($backend:ty, $($net:ident)::+) => {
+        impl $crate::net::Sockets for $backend {
+            type TcpListener = $($net)::+::TcpListener;
+            type TcpStream = $($net)::+::TcpStream;
+            type UnixListener = $($net)::+::UnixListener;
+            type UnixStream = $($net)::+::UnixStream;
+
+            fn tcp_listener(
+                l: ::std::net::TcpListener,
+            ) -> ::std::io::Result<Self::TcpListener> {
+                $($net)::+::TcpListener::from_std(l)
+            }
+            fn unix_listener(
+                l: ::std::os::unix::net::UnixListener,
+            ) -> ::std::io::Result<Self::UnixListener> {
+                $($net)::+::UnixListener::from_std(l)
+            }
+            fn unix_stream(
+                s: ::std::os::unix::net::UnixStream,
+            ) -> ::std::io::Result<Self::UnixStream> {
+                $($net)::+::UnixStream::from_std(s)
+            }
+            async fn accept_tcp(
+                l: &Self::TcpListener,
+            ) -> ::std::io::Result<(Self::TcpStream, ::std::net::SocketAddr)> {
+                l.accept().await
+            }
+            async fn accept_unix(l: &Self::UnixListener) -> ::std::io::Result<Self::UnixStream> {
+                Ok(l.accept().await?.0)
+            }
+            async fn connect_tcp(host: &str, port: u16) -> ::std::io::Result<Self::TcpStream> {
+                $($net)::+::TcpStream::connect((host, port)).await
+            }
+            async fn connect_unix(
+                path: &::std::path::Path,
+            ) -> ::std::io::Result<Self::UnixStream> {
+                $($net)::+::UnixStream::connect(path).await
+            }
+        }
+    };
+}
+
 /// One runtime's tcp and Unix-domain socket types, and the calls on them that listening,
 /// accepting and connecting need. A backend implements these few conversions and gets
 /// [`Listener`] and [`Stream`], with the matching over endpoints, TCP tuning and abstract ipc
