@@ -9,12 +9,20 @@ use loom::future::block_on;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use yring::{PopError, PushError};
+use yring::{PopError, Publish, PushError};
+
+/// Runs a model once per publish mode.
+fn model<F: Fn(Publish) + Sync + Send + Clone + 'static>(f: F) {
+    for publish in [Publish::Swap, Publish::Store] {
+        let f = f.clone();
+        loom::model(move || f(publish));
+    }
+}
 
 #[test]
 fn published_items_arrive_in_order() {
-    loom::model(|| {
-        let (mut tx, mut rx) = yring::channel::<u32>(4);
+    model(move |publish| {
+        let (mut tx, mut rx) = yring::channel_with::<u32>(4, publish);
         let producer = thread::spawn(move || {
             tx.push(1).unwrap();
             tx.push(2).unwrap();
@@ -42,8 +50,8 @@ fn published_items_arrive_in_order() {
 
 #[test]
 fn capacity_one_wraps_without_loss() {
-    loom::model(|| {
-        let (mut tx, mut rx) = yring::channel::<u32>(1);
+    model(move |publish| {
+        let (mut tx, mut rx) = yring::channel_with::<u32>(1, publish);
         let producer = thread::spawn(move || {
             for i in 0..3 {
                 let mut v = i;
@@ -75,8 +83,8 @@ fn capacity_one_wraps_without_loss() {
 
 #[test]
 fn close_is_seen_after_the_last_item() {
-    loom::model(|| {
-        let (mut tx, mut rx) = yring::channel::<u32>(2);
+    model(move |publish| {
+        let (mut tx, mut rx) = yring::channel_with::<u32>(2, publish);
         let producer = thread::spawn(move || {
             tx.push(7).unwrap(); // published by the drop
         });
@@ -103,9 +111,9 @@ impl Drop for Counted {
 
 #[test]
 fn items_inside_are_dropped_once_when_both_sides_go() {
-    loom::model(|| {
+    model(move |publish| {
         let drops = Arc::new(AtomicUsize::new(0));
-        let (mut tx, mut rx) = yring::channel::<Counted>(4);
+        let (mut tx, mut rx) = yring::channel_with::<Counted>(4, publish);
         for _ in 0..3 {
             tx.push(Counted(drops.clone())).unwrap();
         }
@@ -123,8 +131,8 @@ fn items_inside_are_dropped_once_when_both_sides_go() {
 
 #[test]
 fn waiting_consumer_is_woken_by_publish() {
-    loom::model(|| {
-        let (mut tx, mut rx) = yring::channel::<u32>(2);
+    model(move |publish| {
+        let (mut tx, mut rx) = yring::channel_with::<u32>(2, publish);
         let producer = thread::spawn(move || {
             tx.push_publish(1).unwrap();
             // Keep the producer alive until the consumer has the item, so that only the publish
@@ -138,8 +146,8 @@ fn waiting_consumer_is_woken_by_publish() {
 
 #[test]
 fn waiting_consumer_is_woken_by_close() {
-    loom::model(|| {
-        let (tx, mut rx) = yring::channel::<u32>(2);
+    model(move |publish| {
+        let (tx, mut rx) = yring::channel_with::<u32>(2, publish);
         let producer = thread::spawn(move || drop(tx));
         assert_eq!(block_on(rx.recv()), Err(yring::Disconnected));
         producer.join().unwrap();
@@ -148,8 +156,8 @@ fn waiting_consumer_is_woken_by_close() {
 
 #[test]
 fn waiting_producer_is_woken_by_release() {
-    loom::model(|| {
-        let (mut tx, mut rx) = yring::channel::<u32>(1);
+    model(move |publish| {
+        let (mut tx, mut rx) = yring::channel_with::<u32>(1, publish);
         let producer = thread::spawn(move || {
             block_on(async {
                 tx.send(1).await.unwrap();
@@ -164,8 +172,8 @@ fn waiting_producer_is_woken_by_release() {
 
 #[test]
 fn waiting_producer_is_woken_by_consumer_drop() {
-    loom::model(|| {
-        let (mut tx, rx) = yring::channel::<u32>(1);
+    model(move |publish| {
+        let (mut tx, rx) = yring::channel_with::<u32>(1, publish);
         tx.push_publish(1).unwrap();
         let consumer = thread::spawn(move || drop(rx));
         assert_eq!(block_on(tx.send(2)), Err(PushError::Disconnected(2)));
@@ -182,8 +190,8 @@ fn waiting_producer_is_woken_by_consumer_drop() {
 fn longer_async_exchange_through_a_small_ring() {
     const N: u32 = 5;
     const CAP: usize = 2;
-    loom::model(|| {
-        let (mut tx, mut rx) = yring::channel::<u32>(CAP);
+    model(move |publish| {
+        let (mut tx, mut rx) = yring::channel_with::<u32>(CAP, publish);
         let producer = thread::spawn(move || {
             block_on(async {
                 for i in 0..N {

@@ -19,6 +19,8 @@ const N: u64 = if cfg!(miri) {
 };
 
 /// A minimal executor: polls on this thread, parks until woken.
+const MODES: [yring::Publish; 2] = [yring::Publish::Swap, yring::Publish::Store];
+
 fn block_on<F: Future>(fut: F) -> F::Output {
     struct Unpark(thread::Thread);
     impl Wake for Unpark {
@@ -39,157 +41,169 @@ fn block_on<F: Future>(fut: F) -> F::Output {
 
 #[test]
 fn spinning_batches_keep_order() {
-    for capacity in [1, 3, 64, 1000] {
-        let (mut tx, mut rx) = yring::channel::<u64>(capacity);
-        let producer = thread::spawn(move || {
-            let mut next = 0;
-            let mut batch = 1;
-            while next < N {
-                for _ in 0..batch {
-                    if next == N {
-                        break;
+    for publish in MODES {
+        for capacity in [1, 3, 64, 1000] {
+            let (mut tx, mut rx) = yring::channel_with::<u64>(capacity, publish);
+            let producer = thread::spawn(move || {
+                let mut next = 0;
+                let mut batch = 1;
+                while next < N {
+                    for _ in 0..batch {
+                        if next == N {
+                            break;
+                        }
+                        match tx.push(next) {
+                            Ok(()) => next += 1,
+                            Err(PushError::Full(_)) => break,
+                            Err(PushError::Disconnected(_)) => panic!("consumer gone"),
+                        }
                     }
-                    match tx.push(next) {
-                        Ok(()) => next += 1,
-                        Err(PushError::Full(_)) => break,
-                        Err(PushError::Disconnected(_)) => panic!("consumer gone"),
+                    tx.publish();
+                    batch = batch % 17 + 1;
+                    thread::yield_now();
+                }
+            });
+            let mut expect = 0;
+            loop {
+                match rx.fetch_pop() {
+                    Ok(v) => {
+                        assert_eq!(v, expect);
+                        expect += 1;
                     }
+                    Err(PopError::Empty) => thread::yield_now(),
+                    Err(PopError::Disconnected) => break,
                 }
-                tx.publish();
-                batch = batch % 17 + 1;
-                thread::yield_now();
             }
-        });
-        let mut expect = 0;
-        loop {
-            match rx.fetch_pop() {
-                Ok(v) => {
-                    assert_eq!(v, expect);
-                    expect += 1;
-                }
-                Err(PopError::Empty) => thread::yield_now(),
-                Err(PopError::Disconnected) => break,
-            }
+            producer.join().unwrap();
+            assert_eq!(expect, N, "capacity {capacity}");
         }
-        producer.join().unwrap();
-        assert_eq!(expect, N, "capacity {capacity}");
     }
 }
 
 #[test]
 fn slice_and_vec_batches_keep_order() {
-    let (mut tx, mut rx) = yring::channel::<u64>(256);
-    let producer = thread::spawn(move || {
-        let items: Vec<u64> = (0..N).collect();
-        let mut at = 0;
-        while at < items.len() {
-            let end = (at + 100).min(items.len());
-            at += tx.push_slice(&items[at..end]);
-            tx.publish();
-            if tx.pending() == 0 && at < items.len() {
+    for publish in MODES {
+        let (mut tx, mut rx) = yring::channel_with::<u64>(256, publish);
+        let producer = thread::spawn(move || {
+            let items: Vec<u64> = (0..N).collect();
+            let mut at = 0;
+            while at < items.len() {
+                let end = (at + 100).min(items.len());
+                at += tx.push_slice(&items[at..end]);
+                tx.publish();
+                if tx.pending() == 0 && at < items.len() {
+                    thread::yield_now();
+                }
+            }
+        });
+        let mut out = Vec::new();
+        let mut expect = 0;
+        loop {
+            out.clear();
+            if rx.pop_into(&mut out) == 0 {
+                if rx.is_abandoned() && rx.fetch() == 0 {
+                    break;
+                }
                 thread::yield_now();
             }
-        }
-    });
-    let mut out = Vec::new();
-    let mut expect = 0;
-    loop {
-        out.clear();
-        if rx.pop_into(&mut out) == 0 {
-            if rx.is_abandoned() && rx.fetch() == 0 {
-                break;
+            for &v in &out {
+                assert_eq!(v, expect);
+                expect += 1;
             }
-            thread::yield_now();
         }
-        for &v in &out {
-            assert_eq!(v, expect);
-            expect += 1;
-        }
+        producer.join().unwrap();
+        assert_eq!(expect, N);
     }
-    producer.join().unwrap();
-    assert_eq!(expect, N);
 }
 
 #[test]
 fn async_both_sides_keep_order() {
-    for capacity in [1, 7, 128] {
-        let (mut tx, mut rx) = yring::channel::<u64>(capacity);
-        let producer = thread::spawn(move || {
-            block_on(async {
-                for i in 0..N {
-                    if i % 3 == 0 {
-                        tx.send(i).await.unwrap();
-                    } else {
-                        tx.wait_space().await.unwrap();
-                        tx.push(i).unwrap();
+    for publish in MODES {
+        for capacity in [1, 7, 128] {
+            let (mut tx, mut rx) = yring::channel_with::<u64>(capacity, publish);
+            let producer = thread::spawn(move || {
+                block_on(async {
+                    for i in 0..N {
+                        if i % 3 == 0 {
+                            tx.send(i).await.unwrap();
+                        } else {
+                            tx.wait_space().await.unwrap();
+                            tx.push(i).unwrap();
+                        }
                     }
+                })
+            });
+            let got = block_on(async {
+                let mut expect = 0;
+                while let Ok(v) = rx.recv().await {
+                    assert_eq!(v, expect);
+                    expect += 1;
                 }
-            })
-        });
-        let got = block_on(async {
-            let mut expect = 0;
-            while let Ok(v) = rx.recv().await {
-                assert_eq!(v, expect);
-                expect += 1;
-            }
-            expect
-        });
-        producer.join().unwrap();
-        assert_eq!(got, N, "capacity {capacity}");
+                expect
+            });
+            producer.join().unwrap();
+            assert_eq!(got, N, "capacity {capacity}");
+        }
     }
 }
 
 #[test]
 fn dropped_recv_future_loses_nothing() {
-    let (mut tx, mut rx) = yring::channel::<u32>(4);
-    let waker = Waker::noop();
-    let mut cx = Context::from_waker(waker);
-    {
-        let mut fut = pin!(rx.recv());
-        assert!(fut.as_mut().poll(&mut cx).is_pending());
+    for publish in MODES {
+        let (mut tx, mut rx) = yring::channel_with::<u32>(4, publish);
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        {
+            let mut fut = pin!(rx.recv());
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+        }
+        tx.push_publish(1).unwrap();
+        tx.push_publish(2).unwrap();
+        {
+            // Fetches both, returns the first; the second stays fetched in the consumer.
+            let mut fut = pin!(rx.recv());
+            assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(1)));
+        }
+        assert_eq!(rx.len(), 1);
+        assert_eq!(block_on(rx.recv()), Ok(2));
     }
-    tx.push_publish(1).unwrap();
-    tx.push_publish(2).unwrap();
-    {
-        // Fetches both, returns the first; the second stays fetched in the consumer.
-        let mut fut = pin!(rx.recv());
-        assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(1)));
-    }
-    assert_eq!(rx.len(), 1);
-    assert_eq!(block_on(rx.recv()), Ok(2));
 }
 
 #[test]
 fn disconnect_wakes_a_waiting_side() {
-    let (tx, mut rx) = yring::channel::<u32>(4);
-    let waiter = thread::spawn(move || block_on(rx.recv()));
-    thread::yield_now();
-    drop(tx);
-    assert_eq!(waiter.join().unwrap(), Err(yring::Disconnected));
+    for publish in MODES {
+        let (tx, mut rx) = yring::channel_with::<u32>(4, publish);
+        let waiter = thread::spawn(move || block_on(rx.recv()));
+        thread::yield_now();
+        drop(tx);
+        assert_eq!(waiter.join().unwrap(), Err(yring::Disconnected));
 
-    let (mut tx, rx) = yring::channel::<u32>(1);
-    tx.push_publish(1).unwrap();
-    let waiter = thread::spawn(move || block_on(tx.send(2)));
-    thread::yield_now();
-    drop(rx);
-    assert_eq!(waiter.join().unwrap(), Err(PushError::Disconnected(2)));
+        let (mut tx, rx) = yring::channel_with::<u32>(1, publish);
+        tx.push_publish(1).unwrap();
+        let waiter = thread::spawn(move || block_on(tx.send(2)));
+        thread::yield_now();
+        drop(rx);
+        assert_eq!(waiter.join().unwrap(), Err(PushError::Disconnected(2)));
+    }
 }
 
 #[test]
 fn items_are_dropped_exactly_once_across_threads() {
-    let token = Arc::new(());
-    let (mut tx, mut rx) = yring::channel(64);
-    let t = token.clone();
-    let producer = thread::spawn(move || {
-        for _ in 0..50 {
-            tx.push(t.clone()).unwrap();
+    for publish in MODES {
+        let token = Arc::new(());
+        let (mut tx, mut rx) = yring::channel_with(64, publish);
+        let t = token.clone();
+        let producer = thread::spawn(move || {
+            for _ in 0..50 {
+                tx.push(t.clone()).unwrap();
+            }
+            tx.publish();
+        });
+        producer.join().unwrap();
+        for _ in 0..20 {
+            drop(rx.fetch_pop().unwrap());
         }
-        tx.publish();
-    });
-    producer.join().unwrap();
-    for _ in 0..20 {
-        drop(rx.fetch_pop().unwrap());
+        drop(rx);
+        assert_eq!(Arc::strong_count(&token), 1);
     }
-    drop(rx);
-    assert_eq!(Arc::strong_count(&token), 1);
 }
