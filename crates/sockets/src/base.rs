@@ -89,6 +89,36 @@ impl Future for SendFuture<'_> {
     }
 }
 
+/// The future of [`SocketBase::recv`]: the next message. Cancel safe.
+///
+/// A named type rather than an `async fn`'s, so that its `poll` is one small function the
+/// compiler inlines into the caller's: the message comes out of it by value, and every layer
+/// left in between copies it (with the `async fn`, receiving an 8-byte message over tcp took
+/// 36 more instructions).
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct RecvFuture<'a> {
+    base: &'a SocketBase,
+    spin: Spin,
+}
+
+impl Future for RecvFuture<'_> {
+    type Output = Result<Message, Error>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let spinning = this.spin.turn(&this.base.spin);
+        let r = this
+            .base
+            .core
+            .recv_poll(if spinning { None } else { Some(cx) });
+        this.spin
+            .polled(&this.base.spin, cx, r.is_pending(), spinning);
+        r
+    }
+}
+
 /// What a backend does for [`SocketBase::prepare_bind`].
 #[derive(Debug)]
 #[non_exhaustive]
@@ -276,13 +306,11 @@ impl SocketBase {
     /// On the request-reply socket types, a receive that finds nothing polls again for a while
     /// instead of letting its thread sleep, while messages keep arriving within that window
     /// (see [`Options::recv_spin`]).
-    pub async fn recv(&self) -> Result<Message, Error> {
-        let mut spin = Spin::default();
-        poll_fn(|cx| {
-            let r = self.core.poll_recv(cx);
-            self.spin(&mut spin, cx, r)
-        })
-        .await
+    pub fn recv(&self) -> RecvFuture<'_> {
+        RecvFuture {
+            base: self,
+            spin: Spin::default(),
+        }
     }
 
     /// Receives the next message with what its sender's handshake established: the peer's
@@ -297,20 +325,14 @@ impl SocketBase {
     pub async fn recv_with_peer(&self) -> Result<MessageWithPeer, Error> {
         let mut spin = Spin::default();
         poll_fn(|cx| {
-            let r = self.core.poll_recv_with_peer(cx);
-            self.spin(&mut spin, cx, r)
+            let spinning = spin.turn(&self.spin);
+            let r = self
+                .core
+                .recv_poll_with_peer(if spinning { None } else { Some(cx) });
+            spin.polled(&self.spin, cx, r.is_pending(), spinning);
+            r
         })
         .await
-    }
-
-    /// A receive's poll went `r`: within the spin window, a `Pending` one is polled again at
-    /// once (it has registered its task all the same, so a wake-up is never missed).
-    fn spin<T>(&self, spin: &mut Spin, cx: &Context<'_>, r: Poll<T>) -> Poll<T> {
-        match r {
-            Poll::Pending => spin.pending(&self.spin, cx),
-            Poll::Ready(_) => spin.done(&self.spin),
-        }
-        r
     }
 
     /// Receives a message if one is queued.

@@ -762,14 +762,21 @@ impl Core {
     }
 
     /// Receives a message, or arranges for the task to be woken when one may have arrived.
+    #[inline]
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
+        self.recv_poll(Some(cx))
+    }
+
+    /// [`poll_recv`](Self::poll_recv), or with `None` a look that registers nothing (a
+    /// spinning receive, which wakes its own task).
+    pub(crate) fn recv_poll(&self, cx: Option<&mut Context<'_>>) -> Poll<Result<Message, Error>> {
         let mut st = self.lock();
         if self.passthrough && !st.closed {
             if let Some(m) = self.next_queued(&mut st) {
                 return Poll::Ready(Ok(m));
             }
         }
-        match self.recv_locked(&mut st, Some(cx)) {
+        match self.recv_locked(&mut st, cx) {
             Ok(Some((m, _))) => Poll::Ready(Ok(m)),
             Ok(None) => Poll::Pending,
             Err(e) => Poll::Ready(Err(e)),
@@ -783,8 +790,17 @@ impl Core {
         &self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<MessageWithPeer, Error>> {
+        self.recv_poll_with_peer(Some(cx))
+    }
+
+    /// [`poll_recv_with_peer`](Self::poll_recv_with_peer), or with `None` a look that registers
+    /// nothing, as [`recv_poll`](Self::recv_poll).
+    pub(crate) fn recv_poll_with_peer(
+        &self,
+        cx: Option<&mut Context<'_>>,
+    ) -> Poll<Result<MessageWithPeer, Error>> {
         let mut st = self.lock();
-        match self.recv_locked(&mut st, Some(cx)) {
+        match self.recv_locked(&mut st, cx) {
             Ok(Some((m, peer))) => {
                 let info = peer.and_then(|id| {
                     st.inp
@@ -830,12 +846,19 @@ impl Core {
             let Some(cx) = cx.as_deref_mut() else {
                 return Ok(None);
             };
-            // Set pending, register, re-check.
+            // Set pending, register, re-check: the task is on the wait list before any pipe
+            // is looked at, and the pipes' announcements are confirmed with one barrier for all.
             self.recv_wait.register(cx);
             let mut fan = Context::from_waker(&self.recv_waker);
             let mut ready = !st.pending.is_empty();
             for p in &mut st.inp {
-                ready |= p.rx.poll_fetch(&mut fan).is_ready();
+                ready |= p.rx.poll_fetch_announce(&mut fan).is_ready();
+            }
+            if !ready && st.inp.iter().any(|p| !p.rx.wait_confirmed()) {
+                yring::confirm_waits();
+                for p in &mut st.inp {
+                    ready |= p.rx.poll_recheck().is_ready();
+                }
             }
             if !ready {
                 return Ok(None);

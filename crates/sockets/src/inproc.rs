@@ -113,8 +113,17 @@ pub fn connect(core: &Arc<Core>, name: &str) -> Result<PeerId, Error> {
             if !core.socket_type().is_compatible(peer.socket_type()) {
                 return Err(Error::NotSupported);
             }
-            let (a_tx, b_rx) = yring::channel(core.inproc_capacity(peer.options().recv_hwm));
-            let (b_tx, a_rx) = yring::channel(peer.inproc_capacity(core.options().recv_hwm));
+            // The two sockets' tasks usually run on different threads, and a receiver that
+            // sleeps takes a batch when it wakes: the producer publishes with a plain store and
+            // the consumer pays for the barrier when it sleeps (see yring's `Publish`).
+            let (a_tx, b_rx) = yring::channel_with(
+                core.inproc_capacity(peer.options().recv_hwm),
+                yring::Publish::Store,
+            );
+            let (b_tx, a_rx) = yring::channel_with(
+                peer.inproc_capacity(core.options().recv_hwm),
+                yring::Publish::Store,
+            );
             let a_id = core.attach_inproc(a_tx, a_rx, None)?;
             let b_id = match peer.attach_inproc(b_tx, b_rx, Some((Arc::downgrade(core), a_id))) {
                 Ok(id) => id,
@@ -130,8 +139,8 @@ pub fn connect(core: &Arc<Core>, name: &str) -> Result<PeerId, Error> {
         None => {
             let o = core.options();
             let cap = core.inproc_capacity(o.recv_hwm);
-            let (a_tx, b_rx) = yring::channel(cap);
-            let (b_tx, a_rx) = yring::channel(cap);
+            let (a_tx, b_rx) = yring::channel_with(cap, yring::Publish::Store);
+            let (b_tx, a_rx) = yring::channel_with(cap, yring::Publish::Store);
             let a_id = core.attach_inproc(a_tx, a_rx, None)?;
             slot.pending.push(Pending {
                 connector: Arc::downgrade(core),

@@ -58,7 +58,7 @@ mod trie;
 mod wait;
 pub mod zap;
 
-pub use crate::base::{Bind, Connect, MAX_SEND_STREAK, SendFuture, SocketBase};
+pub use crate::base::{Bind, Connect, MAX_SEND_STREAK, RecvFuture, SendFuture, SocketBase};
 pub use crate::core::{Core, MessageWithPeer, PeerCommand, PeerId, PeerPipes};
 pub use endpoint::{Endpoint, EndpointError, Host, IpcAddr, Port};
 pub use engine::{Engine, EngineError, GOODBYE};

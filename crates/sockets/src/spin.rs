@@ -20,6 +20,11 @@
 //! quarter of the longest); a receive whose message took longer than that halves it, down to
 //! zero. A request-reply exchange thus spins, sparse traffic sleeps, and the cost of a socket
 //! whose traffic turns sparse is a few windows.
+//!
+//! A spin turn looks at the pipes without registering the task: registering ends with a barrier
+//! that confirms the pipes' wait announcements (`yring::confirm_waits`, a system call), which
+//! only a receive that is about to sleep needs. The task wakes itself, so nothing is missed, and
+//! the first poll after the window registers as usual.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Context;
@@ -96,7 +101,7 @@ fn nanos(d: Duration) -> u64 {
 pub(crate) struct Spin {
     since: Option<Instant>,
     slept: bool,
-    /// Polls within the window so far.
+    /// Spin turns so far.
     turns: u32,
 }
 
@@ -104,33 +109,65 @@ pub(crate) struct Spin {
 const YIELD_EVERY: u32 = 4;
 
 impl Spin {
-    /// The receive found nothing and has registered its task. Within the window the task is
-    /// woken again at once, so the runtime polls its I/O without blocking and the receive
-    /// checks again; after it, the receive sleeps until a peer wakes it.
-    pub(crate) fn pending(&mut self, window: &SpinWindow, cx: &Context<'_>) {
+    /// Whether this poll of the receive is a spin turn: within the window, the receive looks
+    /// for a message without registering its task (it wakes the task itself if there is none,
+    /// so no wake-up can be missed). Registering means confirming the pipes' announcements with
+    /// a barrier (a system call, see `yring::confirm_waits`), which only a receive that is
+    /// going to sleep needs. Outside the window, or with spinning off, the receive polls as
+    /// usual: registered, and asleep if nothing is there.
+    #[inline]
+    pub(crate) fn turn(&mut self, window: &SpinWindow) -> bool {
         if window.max == 0 || self.slept {
-            return;
+            return false;
         }
+        self.within(window)
+    }
+
+    /// Whether the receive is still within the window (starting it at the first poll).
+    #[inline(never)]
+    fn within(&mut self, window: &SpinWindow) -> bool {
         let now = Instant::now();
         let since = *self.since.get_or_insert(now);
-        if nanos(now.duration_since(since)) < window.current() {
-            // On a machine with more ready threads than cores, a spinning receiver would take
-            // the time of the threads it waits for: now and then it offers them its core (a
-            // yield on every poll lengthened a tcp round trip by a fifth).
-            self.turns = self.turns.wrapping_add(1);
-            if self.turns % YIELD_EVERY == 0 {
-                std::thread::yield_now();
-            }
-            cx.waker().wake_by_ref();
-        } else {
-            self.slept = true;
+        nanos(now.duration_since(since)) < window.current()
+    }
+
+    /// The poll found nothing (`pending`) or completed, as a spin turn or registered
+    /// (`spinning`). A spin turn that found nothing wakes its task, so the runtime polls its
+    /// I/O without blocking and the receive looks again; a registered one that found nothing
+    /// sleeps until a peer wakes it. A completed receive teaches the window how long it waited.
+    #[inline]
+    pub(crate) fn polled(
+        &mut self,
+        window: &SpinWindow,
+        cx: &Context<'_>,
+        pending: bool,
+        spinning: bool,
+    ) {
+        // With spinning off there is nothing to do or learn.
+        if window.max != 0 {
+            self.account(window, cx, pending, spinning);
         }
     }
 
-    /// The receive completed: teaches the window how long it waited.
-    pub(crate) fn done(&self, window: &SpinWindow) {
-        if let Some(since) = self.since {
-            window.record(since.elapsed(), self.slept);
+    #[inline(never)]
+    fn account(&mut self, window: &SpinWindow, cx: &Context<'_>, pending: bool, spinning: bool) {
+        match (pending, spinning) {
+            (true, true) => {
+                // On a machine with more ready threads than cores, a spinning receiver would
+                // take the time of the threads it waits for: now and then it offers them its
+                // core (a yield on every poll lengthened a tcp round trip by a fifth).
+                self.turns = self.turns.wrapping_add(1);
+                if self.turns % YIELD_EVERY == 0 {
+                    std::thread::yield_now();
+                }
+                cx.waker().wake_by_ref();
+            }
+            (true, false) => self.slept = true,
+            (false, _) => {
+                if let Some(since) = self.since {
+                    window.record(since.elapsed(), self.slept);
+                }
+            }
         }
     }
 }
@@ -198,7 +235,9 @@ mod tests {
             assert_eq!(w.current(), 0);
             let mut spin = Spin::default();
             let cx = Context::from_waker(std::task::Waker::noop());
-            spin.pending(&w, &cx);
+            assert!(!spin.turn(&w));
+            spin.polled(&w, &cx, true, false);
+            assert!(!spin.turn(&w));
             assert!(spin.since.is_none(), "no clock read when off");
         }
     }
@@ -251,22 +290,41 @@ mod tests {
         let cx = Context::from_waker(&waker);
         let mut spin = Spin::default();
         for _ in 0..10 {
-            spin.pending(&w, &cx);
+            assert!(spin.turn(&w), "within a window of 15 minutes");
+            spin.polled(&w, &cx, true, true);
         }
-        assert!(!spin.slept, "within a window of 15 minutes");
         assert_eq!(
             wakes.0.load(Ordering::Relaxed),
             10,
-            "each poll asks to be polled again"
+            "each spin turn asks to be polled again"
         );
+        // A registered poll that finds nothing sleeps: no more spin turns, no self-wake.
+        spin.polled(&w, &cx, true, false);
+        assert!(!spin.turn(&w));
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 10);
 
         let cx = Context::from_waker(std::task::Waker::noop());
 
         let w = SpinWindow::new(Some(MAX), SocketType::Req);
         let mut spin = Spin::default();
-        spin.pending(&w, &cx);
-        assert!(spin.slept, "a window of zero sleeps at once");
-        spin.done(&w);
+        assert!(!spin.turn(&w), "a window of zero registers at once");
+        spin.polled(&w, &cx, true, false);
+        assert!(spin.slept);
+        spin.polled(&w, &cx, false, false);
         assert!(w.current() > 0, "and learns from the wait");
+    }
+
+    #[test]
+    fn a_message_found_at_once_teaches_nothing() {
+        let w = SpinWindow::new(Some(MAX), SocketType::Req);
+        let cx = Context::from_waker(std::task::Waker::noop());
+        let mut spin = Spin::default();
+        assert!(!spin.turn(&w));
+        spin.polled(&w, &cx, false, false);
+        assert_eq!(
+            w.current(),
+            0,
+            "a receive that never waited leaves the window alone"
+        );
     }
 }
