@@ -46,9 +46,8 @@ pub enum EngineError {
 ///    [`handle_read_buf`](Self::handle_read_buf). When it does not, wait on
 ///    [`poll_inbound`](Self::poll_inbound).
 /// 2. Fill the write buffer with [`poll_transmit`](Self::poll_transmit) (a batch of queued
-///    messages) and write it out; when it returns `Ready(Err(SocketClosed))` and the buffer is
-///    written, close. Call it again once a write has completed and the buffer has room: while
-///    the buffer holds bytes, it does not register the task for more messages (see there).
+///    messages; it registers the task for more) and write it out; when it returns
+///    `Ready(Err(SocketClosed))` and the buffer is written, close.
 /// 3. Timers as the codec's: [`poll_timeout`](Self::poll_timeout), then
 ///    [`handle_timeout`](Self::handle_timeout) after feeding the input read so far.
 /// 4. When the connection ends, [`finish`](Self::finish) reports it and hands back the pipes of
@@ -388,13 +387,9 @@ impl Engine {
     }
 
     /// Appends to `out` what the connection has to send: handshake traffic, heartbeats, queued
-    /// commands and a batch of queued messages. `Ready(Err(SocketClosed))` once the socket is
-    /// closed and everything queued has been appended: write `out` out, then close.
-    ///
-    /// With `out` empty when the messages run out, it registers the task to be woken when more
-    /// are queued. With bytes in `out`, it does not: the backend writes them and calls again
-    /// when the write is done, and registering there would put a barrier (a system call, see
-    /// `yring::confirm_waits`) in front of every write of a request-reply exchange.
+    /// commands and a batch of queued messages. Registers the task to be woken when more is
+    /// queued. `Ready(Err(SocketClosed))` once the socket is closed and everything queued has
+    /// been appended: write `out` out, then close.
     pub fn poll_transmit(
         &mut self,
         cx: &mut Context<'_>,
@@ -442,12 +437,6 @@ impl Engine {
             match p.outbound.pop() {
                 Some(m) => {
                     let _ = self.conn.send(&m, out);
-                }
-                // A write follows, and the backend comes back after it.
-                None if !out.is_empty() => {
-                    if p.outbound.fetch() == 0 {
-                        break;
-                    }
                 }
                 None => match p.outbound.poll_fetch(cx) {
                     Poll::Ready(0) => {
