@@ -55,8 +55,16 @@ where
 }
 
 fn yring_per_item<T: Item>(iters: u64) -> Duration {
+    per_item::<T>(iters, yring::Publish::Swap)
+}
+
+fn yring_store_per_item<T: Item>(iters: u64) -> Duration {
+    per_item::<T>(iters, yring::Publish::Store)
+}
+
+fn per_item<T: Item>(iters: u64, publish: yring::Publish) -> Duration {
     timed(iters, || {
-        let (mut tx, mut rx) = yring::channel::<T>(CAPACITY);
+        let (mut tx, mut rx) = yring::channel_with::<T>(CAPACITY, publish);
         (
             move || {
                 for i in 0..ITEMS {
@@ -192,6 +200,9 @@ fn bench_item<T: Item>(c: &mut Criterion, name: &str) {
     g.sample_size(10);
     g.bench_function("yring_batched", |b| b.iter_custom(yring_batched::<T>));
     g.bench_function("yring_per_item", |b| b.iter_custom(yring_per_item::<T>));
+    g.bench_function("yring_store_per_item", |b| {
+        b.iter_custom(yring_store_per_item::<T>)
+    });
     g.bench_function("rtrb_per_item", |b| b.iter_custom(rtrb_per_item::<T>));
     g.bench_function("array_queue_per_item", |b| {
         b.iter_custom(array_queue_per_item::<T>)
@@ -211,13 +222,20 @@ criterion_group!(ring, benches);
 /// medians (with min and max) in M items/s. This is the table in the README.
 fn interleaved(rounds: usize) {
     type Case = (&'static str, &'static str, fn(u64) -> Duration);
-    let cases: [Case; 8] = [
+    // Five cases per item type; the fourth of each five is rtrb's.
+    let cases: [Case; 10] = [
         ("u64", "yring batched", yring_batched::<u64>),
         ("u64", "yring per item", yring_per_item::<u64>),
+        ("u64", "yring per item, Store", yring_store_per_item::<u64>),
         ("u64", "rtrb per item", rtrb_per_item::<u64>),
         ("u64", "ArrayQueue per item", array_queue_per_item::<u64>),
         ("64 B", "yring batched", yring_batched::<Item64>),
         ("64 B", "yring per item", yring_per_item::<Item64>),
+        (
+            "64 B",
+            "yring per item, Store",
+            yring_store_per_item::<Item64>,
+        ),
         ("64 B", "rtrb per item", rtrb_per_item::<Item64>),
         (
             "64 B",
@@ -239,7 +257,7 @@ fn interleaved(rounds: usize) {
     };
     let medians: Vec<f64> = rates.iter_mut().map(median).collect();
     for (i, (item, name, _)) in cases.iter().enumerate() {
-        let rtrb = medians[i / 4 * 4 + 2];
+        let rtrb = medians[i / 5 * 5 + 3];
         let r = &rates[i];
         println!(
             "| {item} | {name} | {:.1} | {:.1} | {:.1} | {:.2}x |",
