@@ -108,14 +108,7 @@ impl Future for RecvFuture<'_> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let spinning = this.spin.turn(&this.base.spin);
-        let r = this
-            .base
-            .core
-            .recv_poll(if spinning { None } else { Some(cx) });
-        this.spin
-            .polled(&this.base.spin, cx, r.is_pending(), spinning);
-        r
+        this.base.poll_spinning(&mut this.spin, cx, Core::recv_poll)
     }
 }
 
@@ -324,15 +317,23 @@ impl SocketBase {
     /// own queue, so a server's view of its clients is exact.
     pub async fn recv_with_peer(&self) -> Result<MessageWithPeer, Error> {
         let mut spin = Spin::default();
-        poll_fn(|cx| {
-            let spinning = spin.turn(&self.spin);
-            let r = self
-                .core
-                .recv_poll_with_peer(if spinning { None } else { Some(cx) });
-            spin.polled(&self.spin, cx, r.is_pending(), spinning);
-            r
-        })
-        .await
+        poll_fn(|cx| self.poll_spinning(&mut spin, cx, Core::recv_poll_with_peer)).await
+    }
+
+    /// One poll of a receive through `poll`: within the spin window a look that registers
+    /// nothing (the task wakes itself if it finds nothing), else a registered poll (see
+    /// `spin.rs`).
+    #[inline]
+    fn poll_spinning<T>(
+        &self,
+        spin: &mut Spin,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&Core, Option<&mut Context<'_>>) -> Poll<T>,
+    ) -> Poll<T> {
+        let spinning = spin.turn(&self.spin);
+        let r = poll(&self.core, if spinning { None } else { Some(cx) });
+        spin.polled(&self.spin, cx, r.is_pending(), spinning);
+        r
     }
 
     /// Receives a message if one is queued.
