@@ -95,6 +95,14 @@ impl WriteBuf {
         self.remaining
     }
 
+    /// Bytes waiting in the contiguous part: headers and copied payloads, without the shared
+    /// payloads queued by reference. A caller that bounds its batches by memory touched bounds
+    /// this; [`len`](Self::len) also counts payloads that are written straight from the message.
+    #[inline]
+    pub fn copied_len(&self) -> usize {
+        self.data.len() - self.read
+    }
+
     /// Whether nothing is waiting to be written.
     #[inline]
     pub fn is_empty(&self) -> bool {
@@ -308,6 +316,11 @@ mod tests {
         out.encode_message(&payload);
         out.encode_message(&Message::from("y"));
         assert_eq!(out.len(), 3 + 9 + 300 + 3);
+        assert_eq!(
+            out.copied_len(),
+            3 + 9 + 3,
+            "the shared payload is not copied"
+        );
         let mut iov = [IoSlice::new(&[]); 8];
         let n = out.chunks_vectored(&mut iov);
         assert_eq!(n, 3);
