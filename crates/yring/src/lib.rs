@@ -245,6 +245,8 @@ impl<T> Shared<T> {
         &self.slots[pos & self.mask]
     }
 
+    #[cold]
+    #[inline(never)]
     fn wake(slot: &Mutex<Option<Waker>>) {
         let waker = lock(slot).take();
         if let Some(w) = waker {
@@ -525,18 +527,31 @@ impl<T> Producer<T> {
     /// consumer gone.
     #[inline]
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
-        if self.free_cached() == 0 {
-            self.refresh_head();
-            if self.consumer_gone {
-                return Err(PushError::Disconnected(value));
-            }
-            if self.free_cached() == 0 {
-                self.publish();
-                return Err(PushError::Full(value));
-            }
+        if self.free_cached() == 0 && !self.make_room() {
+            return Err(if self.consumer_gone {
+                PushError::Disconnected(value)
+            } else {
+                PushError::Full(value)
+            });
         }
         self.write(value);
         Ok(())
+    }
+
+    /// `push`'s slow path, when the consumer's position as last loaded leaves no room: reloads
+    /// it; false if the consumer is gone or there is still no room (then after publishing).
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self) -> bool {
+        self.refresh_head();
+        if self.consumer_gone {
+            return false;
+        }
+        if self.free_cached() == 0 {
+            self.publish();
+            return false;
+        }
+        true
     }
 
     #[inline]
@@ -590,7 +605,7 @@ impl<T> Producer<T> {
     }
 
     /// Pushes and publishes one item.
-    #[inline]
+    #[inline(always)]
     pub fn push_publish(&mut self, value: T) -> Result<(), PushError<T>> {
         self.push(value)?;
         self.publish();
