@@ -1,7 +1,7 @@
 //! The runtime-independent socket: per-peer pipes, routing, REQ/REP state, subscriptions.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -138,7 +138,9 @@ pub struct Core {
     /// straight to the next peer's pipe.
     balanced: bool,
     options: Options,
-    state: Mutex<State>,
+    /// Everything that changes, behind one lock taken once per `send` and per `recv`: see
+    /// [`StateLock`].
+    state: StateLock,
     recv_wait: Arc<WaitList>,
     send_wait: Arc<WaitList>,
     /// Engines with no pipes yet (accepted, handshake pending) wait here for `close`, each
@@ -149,6 +151,18 @@ pub struct Core {
     send_waker: Waker,
     monitors: Mutex<Vec<blume::Sender<MonitorEvent>>>,
 }
+
+/// The lock of a socket's state: a spin lock that yields its thread while another holds it.
+///
+/// Its release is a plain store, where a `std::sync::Mutex` releases with an atomic swap (it has
+/// to find out whether a thread sleeps on it). On x86 a locked instruction waits until the
+/// thread's earlier stores are out, and on the send path those include the message just written
+/// into a pipe's slot, whose cache line the receiving core holds. A yring between two threads
+/// with a `Mutex` around each push moves 16-20 M items/s here, against 32-35 M with one locked
+/// instruction per push. The state is held for short, bounded stretches (no I/O, no awaiting),
+/// mostly by one thread at a time: the user's task, with engines joining and leaving now and
+/// then, so a waiter that yields its thread is the rare case.
+type StateLock = spin::mutex::SpinMutex<State, spin::relax::Yield>;
 
 /// Pipe capacity for a high-water mark of 0 ("no limit" in libzmq): rings are allocated up
 /// front, so "no limit" is a large fixed limit.
@@ -199,7 +213,7 @@ impl Core {
             ) && !options.conflate,
             balanced: matches!(socket_type, SocketType::Push | SocketType::Dealer),
             options,
-            state: Mutex::new(State {
+            state: StateLock::new(State {
                 next_rid: 0x6b8b_4567,
                 ..State::default()
             }),
@@ -223,8 +237,8 @@ impl Core {
         &self.options
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> spin::mutex::SpinMutexGuard<'_, State> {
+        self.state.lock()
     }
 
     /// Whether [`close`](Self::close) was called.
