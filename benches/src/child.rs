@@ -18,6 +18,8 @@
 //!   first end marker).
 //! - `inproc-thr`: PUSH/PULL between two threads of this process, timed the same way;
 //!   `rate MSG_PER_S`.
+//! - `inproc-thr-fresh`: the same with a new message per send, built from the payload bytes, as
+//!   libzmq's `remote_thr` does (libzmq's sender does that in every role).
 //! - `inproc-lat`: REQ/REP between two threads, with the `latency` line of `req`.
 //!
 //! Every child ends with `usage CPU_SECONDS PEAK_RSS_KIB` (the whole process, from `/proc`).
@@ -268,16 +270,25 @@ macro_rules! omq_roles {
                 }
             }
 
-            /// Sends COUNT messages; `mark` runs once the warm-up is out.
-            async fn send(push: &Socket, job: &Job, mark: impl FnOnce(u64)) {
-                let payload = Message::from(vec![0u8; job.size]);
+            /// Sends COUNT messages; `mark` runs once the warm-up is out. Clones of one
+            /// payload, or with `fresh` a new message per send, copied from the payload bytes.
+            async fn send(push: &Socket, job: &Job, fresh: bool, mark: impl FnOnce(u64)) {
+                let bytes = vec![0u8; job.size];
+                let payload = Message::from(bytes.clone());
+                let next = || {
+                    if fresh {
+                        Message::from(&bytes[..])
+                    } else {
+                        payload.clone()
+                    }
+                };
                 let warm = job.warm();
                 for _ in 0..warm {
-                    push.send(payload.clone()).await.expect("send");
+                    push.send(next()).await.expect("send");
                 }
                 mark(warm);
                 for _ in warm..job.count {
-                    push.send(payload.clone()).await.expect("send");
+                    push.send(next()).await.expect("send");
                 }
             }
 
@@ -324,7 +335,7 @@ macro_rules! omq_roles {
                     "push" => {
                         let push = socket(SocketType::Push, job);
                         push.connect(&job.ep).await.expect("connect");
-                        send(&push, job, super::print_mark).await;
+                        send(&push, job, false, super::print_mark).await;
                         rt::wait_for_parent().await;
                         close(push).await;
                     }
@@ -380,7 +391,8 @@ macro_rules! omq_roles {
                         }
                         println!("got {got}");
                     }
-                    "inproc-thr" => {
+                    "inproc-thr" | "inproc-thr-fresh" => {
+                        let fresh = job.role == "inproc-thr-fresh";
                         let ep = super::inproc_endpoint();
                         let pull = socket(SocketType::Pull, job);
                         pull.bind(&ep).await.expect("bind");
@@ -399,7 +411,7 @@ macro_rules! omq_roles {
                                     let push = socket(SocketType::Push, &job);
                                     push.connect(&job.ep).await.expect("connect");
                                     let mark: super::Mark = mark;
-                                    send(&push, &job, |n| {
+                                    send(&push, &job, fresh, |n| {
                                         let _ = mark.send((Instant::now(), n));
                                     })
                                     .await;
@@ -601,7 +613,8 @@ mod libzmq {
                 println!("got {got}");
                 sub.set_linger(0).expect("linger");
             }
-            "inproc-thr" => {
+            // libzmq's sender makes a new message per send in every role.
+            "inproc-thr" | "inproc-thr-fresh" => {
                 let ep = super::inproc_endpoint();
                 let pull = ctx.socket(zmq::PULL).expect("socket");
                 pull.bind(&ep).expect("bind");

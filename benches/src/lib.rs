@@ -4,7 +4,7 @@
 //! ```text
 //! cargo xtask bench [--quick]                 # the usual way in: results JSON + COMPARISONS.md
 //! cargo run --release -p omq-bench --bin bench -- [--quick] [--rounds N] [--impls a,b,..]
-//!     [--patterns pushpull,reqrep,pubsub,fanin,memory] [--transports tcp,ipc,inproc]
+//!     [--patterns pushpull,fresh,reqrep,pubsub,fanin,memory] [--transports tcp,ipc,inproc]
 //!     [--sizes 8,128,..] [--out results.json] [--markdown COMPARISONS.md]
 //! cargo run --release -p omq-bench --bin bench -- report results.json [--markdown FILE]
 //! omq bench --pattern pushpull --transport tcp --size 128   # the same, from the omq tool
@@ -14,6 +14,10 @@
 //! methodology mirrored here):
 //! - `pushpull`: PUSH to PULL throughput. The receiver binds, the sender connects; the rate is
 //!   the messages after the sender's warm-up over the time from its mark to the receiver's last.
+//!   omq's and zmq.rs's senders send clones of one payload.
+//! - `fresh`: inproc PUSH/PULL at 128 B and 1 KiB with a new message per send, built from the
+//!   payload bytes (as libzmq's `remote_thr` does, and as libzmq's sender does everywhere): the
+//!   receiving thread frees what the sending one allocated.
 //! - `reqrep`: REQ/REP round trips, each one timed; p50, p99 and mean after a warm-up.
 //! - `pubsub`: PUB to 4 and 32 SUB processes, aggregate rate over every subscriber.
 //! - `fanin`: 4 PUSH processes into 1 PULL.
@@ -130,7 +134,7 @@ Compare omq with libzmq, zmq.rs and plain sockets; print tables of medians and r
 Options:
   --quick                        short runs, 3 rounds (default: 5 rounds, twice the counts)
   --rounds N                     rounds per case
-  --patterns LIST, --pattern P   pushpull,reqrep,pubsub,fanin,memory (default: all)
+  --patterns LIST, --pattern P   pushpull,fresh,reqrep,pubsub,fanin,memory (default: all)
   --transports LIST, --transport T
                                  tcp,ipc,inproc (default: all)
   --sizes LIST, --size N         PUSH/PULL message sizes in bytes (default: 8 B to 1 MiB)

@@ -283,8 +283,10 @@ pub(crate) fn render(r: &Results) -> String {
          io_uring; {zmq_rs} (zmq.rs) on a current-thread tokio runtime; raw: std sockets moving \
          the same payload bytes with no framing, in 1 MiB writes (throughput) or one write per \
          message (round trips), the transport's ceiling on this machine.\n\
-         - Mode {mode}: {rounds} rounds per case, implementations interleaved within each round; \
-         the median, with min-max in parentheses.\n\
+         - Mode {mode}: {rounds} rounds per case, each round going over every case once (so \
+         that one of the machine's slow phases costs many cases a round rather than one case all \
+         of them), implementations back to back within a round; the median, with min-max in \
+         parentheses.\n\
          - Over tcp and ipc each side is its own process (receiver or REP binds); inproc is two \
          threads of one process. Throughput: the messages sent after each sender's first \
          tenth (the warm-up), over the time from the earliest sender's mark to the receiver's \
@@ -325,10 +327,8 @@ pub(crate) fn render(r: &Results) -> String {
                     "Rates in msg/s at every size: over inproc a message is handed over, not \
                      copied. omq sends clones of one reference-counted payload, libzmq allocates \
                      a message per send (`remote_thr`), so from 128 B up these rows compare \
-                     allocation as much as transport: with a fresh message per send, which the \
-                     receiving thread frees, omq runs at glibc's cross-thread free rate as \
-                     libzmq does, level with it at 128 B and 1 KiB (`doc/performance.md`, \
-                     \"inproc with a fresh message per send\").\n"
+                     allocation as much as transport; the table \"a new message per send\" \
+                     below has omq allocating per send too.\n"
                 );
             }
             t.throughput(&mut out);
@@ -342,6 +342,19 @@ pub(crate) fn render(r: &Results) -> String {
              out ahead of it, the blocking reader slept and woke for chunks that an event loop \
              found already there. Read the `/ raw` columns as \"how far from plain sockets\".\n"
         );
+    }
+    let t = Table::new(r, |c| c.pattern == "fresh", |c| size_label(c.size));
+    if !t.is_empty() {
+        let _ = writeln!(
+            out,
+            "## PUSH/PULL throughput, inproc, a new message per send\n\n\
+             Every implementation's sender builds a new message of the size per send, which the \
+             receiving thread frees (omq: `Message::from(&bytes[..])`, a copy; libzmq: \
+             `zmq_msg_init_size`, as in `remote_thr`). Above omq's inline size (62 B) both then \
+             run at the rate of the allocator's frees from another thread, not of the \
+             transport (`doc/performance.md`, \"inproc with a fresh message per send\").\n"
+        );
+        t.throughput(&mut out);
     }
     let t = Table::new(
         r,

@@ -81,7 +81,7 @@ pub(crate) struct Usage {
     pub(crate) rss_kib: u64,
 }
 
-const PATTERNS: [&str; 5] = ["pushpull", "reqrep", "pubsub", "fanin", "memory"];
+const PATTERNS: [&str; 6] = ["pushpull", "fresh", "reqrep", "pubsub", "fanin", "memory"];
 const SIZES: [usize; 7] = [8, 32, 128, 1024, 8192, 65536, 1 << 20];
 
 /// What to run, from the command line.
@@ -185,14 +185,15 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
         machine: Machine::describe(),
         cases: Vec::new(),
     };
-    let configs = plan.configs();
-    let total: usize = configs.iter().map(|c| c.impls.len()).sum::<usize>() * plan.rounds;
-    let mut done = 0;
-    for config in &configs {
-        let mut cases: Vec<Case> = config
-            .impls
-            .iter()
-            .map(|&imp| Case {
+    // Round by round over every case, rather than all rounds of one case in a row: the
+    // machine has slow phases that last tens of seconds, and one of those then costs each case
+    // a round instead of costing one case every round (its median with it). Within a round,
+    // the implementations of a configuration still run back to back.
+    results.cases = plan
+        .configs()
+        .iter()
+        .flat_map(|config| {
+            config.impls.iter().map(|&imp| Case {
                 pattern: config.pattern.clone(),
                 transport: config.transport.clone(),
                 size: config.size,
@@ -202,30 +203,31 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
                 runs: Vec::new(),
                 failures: Vec::new(),
             })
-            .collect();
-        for round in 0..plan.rounds {
-            for case in &mut cases {
-                done += 1;
-                eprint!(
-                    "\r[{done}/{total}] {} {} {} B x{} {} round {}/{}\x1b[K",
-                    case.pattern,
-                    case.transport,
-                    case.size,
-                    case.peers,
-                    case.imp.name(),
-                    round + 1,
-                    plan.rounds
-                );
-                match run_case(case) {
-                    Ok(run) => case.runs.push(run),
-                    Err(e) => {
-                        eprintln!("\n{} failed: {e}", case.imp.name());
-                        case.failures.push(e);
-                    }
+        })
+        .collect();
+    let total = results.cases.len() * plan.rounds;
+    let mut done = 0;
+    for round in 0..plan.rounds {
+        for case in &mut results.cases {
+            done += 1;
+            eprint!(
+                "\r[{done}/{total}] {} {} {} B x{} {} round {}/{}\x1b[K",
+                case.pattern,
+                case.transport,
+                case.size,
+                case.peers,
+                case.imp.name(),
+                round + 1,
+                plan.rounds
+            );
+            match run_case(case) {
+                Ok(run) => case.runs.push(run),
+                Err(e) => {
+                    eprintln!("\n{} failed: {e}", case.imp.name());
+                    case.failures.push(e);
                 }
             }
         }
-        results.cases.extend(cases);
         if let Some(out) = &plan.out {
             write_json(&results, out)?;
         }
@@ -307,6 +309,12 @@ impl Plan {
                 }
             }
         }
+        if has("fresh") && self.transports.iter().any(|t| t == "inproc") {
+            // inproc PUSH/PULL with a new message per send, from the size that allocates up.
+            for size in [128, 1024].into_iter().filter(|s| self.sizes.contains(s)) {
+                add("fresh", "inproc", size, 1, self.count(size));
+            }
+        }
         for transport in &self.transports {
             if has("reqrep") {
                 for size in [8, 1024] {
@@ -351,10 +359,10 @@ fn run_case(case: &Case) -> Result<Run, String> {
     let imp = case.imp;
     let (size, count) = (case.size, case.count);
     if case.transport == "inproc" {
-        let role = if case.pattern == "reqrep" {
-            "inproc-lat"
-        } else {
-            "inproc-thr"
+        let role = match case.pattern.as_str() {
+            "reqrep" => "inproc-lat",
+            "fresh" => "inproc-thr-fresh",
+            _ => "inproc-thr",
         };
         let mut p = Proc::spawn(imp, role, "inproc", "-", size, count)?;
         let mut run = Run::default();
