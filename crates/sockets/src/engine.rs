@@ -180,7 +180,15 @@ impl Engine {
     /// Feeds bytes read from the connection (see [`Connection::handle_read_buf`]) and hands
     /// the decoded messages to the socket.
     pub fn handle_read_buf(&mut self, now: Instant, buf: &mut BytesMut) -> Result<(), EngineError> {
-        let r = self.conn.handle_read_buf(now, buf);
+        let r = if self.stalled.is_none() {
+            // Messages go straight into the receive pipe as they are decoded; the connection
+            // queues them as events only behind other events or once the pipe is full.
+            let (core, pipes) = (&self.core, &mut self.pipes);
+            self.conn
+                .handle_read_buf_with(now, buf, |m| deliver(core, pipes, m))
+        } else {
+            self.conn.handle_read_buf(now, buf)
+        };
         // What was decoded before an error is delivered: those messages were valid.
         self.process_events(now)?;
         Ok(r?)
@@ -336,28 +344,7 @@ impl Engine {
     }
 
     fn deliver(&mut self, msg: Message) {
-        let Some(p) = &mut self.pipes else { return };
-        match self.core.socket_type() {
-            // A ZMTP 3.0 subscriber subscribes with messages.
-            SocketType::Pub | SocketType::XPub => {
-                if !msg.is_multipart() {
-                    if let Some(f) = msg.first() {
-                        if let Some((&kind @ (0 | 1), topic)) = f.as_slice().split_first() {
-                            self.core.peer_subscription(p.id, kind == 1, topic);
-                            return;
-                        }
-                    }
-                }
-                if self.core.socket_type() == SocketType::Pub {
-                    return;
-                }
-            }
-            // These never receive; a peer that sends anyway is ignored.
-            SocketType::Push => return,
-            _ => {}
-        }
-        // Published once per batch, at the end of `process_events`: one atomic per read.
-        if let Err(yring::PushError::Full(m)) = p.inbound.push(msg) {
+        if let Err(m) = deliver(&self.core, &mut self.pipes, msg) {
             self.stalled = Some(m);
         }
     }
@@ -667,6 +654,38 @@ impl Spares {
             let Some((_, s)) = self.bufs.pop() else { break };
             total -= s;
         }
+    }
+}
+
+/// Hands a message from the peer to the socket: into the receive pipe, or as a subscription
+/// when a ZMTP 3.0 subscriber subscribes with messages. `Err` gives the message back when the
+/// pipe is full. The pipe is published once per read, at the end of `process_events`.
+#[inline]
+fn deliver(core: &Core, pipes: &mut Option<PeerPipes>, msg: Message) -> Result<(), Message> {
+    let Some(p) = pipes else { return Ok(()) };
+    match core.socket_type() {
+        // A ZMTP 3.0 subscriber subscribes with messages.
+        SocketType::Pub | SocketType::XPub => {
+            if !msg.is_multipart() {
+                if let Some(f) = msg.first() {
+                    if let Some((&kind @ (0 | 1), topic)) = f.as_slice().split_first() {
+                        core.peer_subscription(p.id, kind == 1, topic);
+                        return Ok(());
+                    }
+                }
+            }
+            if core.socket_type() == SocketType::Pub {
+                return Ok(());
+            }
+        }
+        // These never receive; a peer that sends anyway is ignored.
+        SocketType::Push => return Ok(()),
+        _ => {}
+    }
+    match p.inbound.push(msg) {
+        Err(yring::PushError::Full(m)) => Err(m),
+        // The socket is gone: nobody will read it.
+        Ok(()) | Err(yring::PushError::Disconnected(_)) => Ok(()),
     }
 }
 

@@ -346,14 +346,69 @@ impl Connection {
     /// frame to present again, with more bytes after it.
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<usize, Error> {
         let mut input = data;
-        self.process(now, &mut input)?;
+        self.process(now, &mut input, &mut Err)?;
         Ok(data.len() - input.len())
     }
 
     /// Feeds the read buffer, consuming complete frames from its front. Large frames become
     /// zero-copy slices of `buf`'s storage.
     pub fn handle_read_buf(&mut self, now: Instant, buf: &mut BytesMut) -> Result<(), Error> {
-        self.process(now, buf)
+        self.process(now, buf, &mut Err)
+    }
+
+    /// As [`handle_read_buf`](Self::handle_read_buf), but hands each message to `sink` as it is
+    /// decoded instead of queueing an [`Event::Message`]: the receive path of a socket that
+    /// moves messages on at once.
+    ///
+    /// `sink` returns `Err` with the message to decline it (its queue is full, say): that
+    /// message and everything after it in this call are queued as events. Messages go to `sink`
+    /// only while no event is queued, so [`poll_event`](Self::poll_event) and `sink` together
+    /// still see the peer's traffic in order.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use bytes::BytesMut;
+    /// # use omq_zmtp::{Config, Connection, Event, Message, SocketType, WriteBuf};
+    /// # let now = Instant::now();
+    /// # let mut push = Connection::new(Config::new(SocketType::Push), now).unwrap();
+    /// # let mut pull = Connection::new(Config::new(SocketType::Pull), now).unwrap();
+    /// # let (mut a, mut b) = (WriteBuf::new(), WriteBuf::new());
+    /// # for _ in 0..3 {
+    /// #     push.poll_transmit(&mut a);
+    /// #     pull.poll_transmit(&mut b);
+    /// #     let (mut x, mut y) = (Vec::new(), Vec::new());
+    /// #     a.drain_into(&mut x);
+    /// #     b.drain_into(&mut y);
+    /// #     pull.handle_input(now, &x).unwrap();
+    /// #     push.handle_input(now, &y).unwrap();
+    /// # }
+    /// # assert_eq!(pull.poll_event(), Some(Event::Established));
+    /// push.send(&Message::from("one"), &mut a).unwrap();
+    /// push.send(&Message::from("two"), &mut a).unwrap();
+    /// let mut wire = Vec::new();
+    /// a.drain_into(&mut wire);
+    /// let mut buf = BytesMut::from(&wire[..]);
+    ///
+    /// // Room for one message: the second is declined and queued as an event.
+    /// let mut taken = Vec::new();
+    /// pull.handle_read_buf_with(now, &mut buf, |m| {
+    ///     if taken.is_empty() { taken.push(m); Ok(()) } else { Err(m) }
+    /// })
+    /// .unwrap();
+    /// assert_eq!(taken, [Message::from("one")]);
+    /// assert_eq!(pull.poll_event(), Some(Event::Message(Message::from("two"))));
+    /// ```
+    #[inline]
+    pub fn handle_read_buf_with<F>(
+        &mut self,
+        now: Instant,
+        buf: &mut BytesMut,
+        mut sink: F,
+    ) -> Result<(), Error>
+    where
+        F: FnMut(Message) -> Result<(), Message>,
+    {
+        self.process(now, buf, &mut sink)
     }
 
     /// The next event, in the order the peer's traffic arrived.
@@ -598,7 +653,11 @@ impl Connection {
         }
     }
 
-    fn process<I: Input>(&mut self, now: Instant, input: &mut I) -> Result<(), Error> {
+    fn process<I, F>(&mut self, now: Instant, input: &mut I, sink: &mut F) -> Result<(), Error>
+    where
+        I: Input,
+        F: FnMut(Message) -> Result<(), Message>,
+    {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
@@ -610,7 +669,7 @@ impl Connection {
         } else if len == 0 {
             return Ok(());
         }
-        match self.process_frames(now, input) {
+        match self.process_frames(now, input, sink) {
             Ok(()) => {
                 self.unconsumed = input.chunk().len();
                 Ok(())
@@ -631,14 +690,33 @@ impl Connection {
         }
     }
 
-    fn process_frames<I: Input>(&mut self, now: Instant, input: &mut I) -> Result<(), Error> {
+    fn process_frames<I, F>(
+        &mut self,
+        now: Instant,
+        input: &mut I,
+        sink: &mut F,
+    ) -> Result<(), Error>
+    where
+        I: Input,
+        F: FnMut(Message) -> Result<(), Message>,
+    {
         if let State::Greeting { .. } = self.state {
             self.process_greeting(now, input)?;
         }
         loop {
             match self.decoder.decode(input)? {
                 None => return Ok(()),
-                Some(Decoded::Message(msg)) => self.events.push_back(Event::Message(msg)),
+                Some(Decoded::Message(msg)) => {
+                    // Straight to the sink unless events queued before it must come first.
+                    let declined = if self.events.is_empty() {
+                        sink(msg).err()
+                    } else {
+                        Some(msg)
+                    };
+                    if let Some(msg) = declined {
+                        self.events.push_back(Event::Message(msg));
+                    }
+                }
                 Some(Decoded::Command(body)) if self.cipher.is_some() => {
                     self.process_boxed(now, &body)?;
                 }

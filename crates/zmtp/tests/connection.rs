@@ -770,3 +770,60 @@ fn short_ttl_rounds_up_instead_of_disabling() {
     pair.client.flush();
     assert_eq!(pair.client.outbox, b"\x04\x07\x04PING\x00\x01");
 }
+
+#[test]
+fn sink_takes_messages_only_behind_no_queued_event() {
+    let mut pair = Pair::of(SocketType::XSub, SocketType::XPub);
+    pair.establish();
+    let mut wire = WriteBuf::new();
+    let client = &mut pair.client.conn;
+    client.send(&"m0".into(), &mut wire).unwrap();
+    client.subscribe(b"a", &mut wire).unwrap();
+    client.send(&"m1".into(), &mut wire).unwrap();
+    let mut bytes = Vec::new();
+    wire.drain_into(&mut bytes);
+    let mut buf = bytes::BytesMut::from(&bytes[..]);
+
+    let mut sunk = Vec::new();
+    let now = pair.now;
+    let server = &mut pair.server.conn;
+    server
+        .handle_read_buf_with(now, &mut buf, |m| {
+            sunk.push(m);
+            Ok(())
+        })
+        .unwrap();
+    assert!(buf.is_empty());
+    // `m1` came after the subscription: it waits behind it in the event queue.
+    assert_eq!(sunk, [Message::from("m0")]);
+    assert_eq!(
+        events(server),
+        [
+            Event::Subscribe(Bytes::from_static(b"a")),
+            Event::Message(Message::from("m1")),
+        ]
+    );
+
+    // A declined message is queued, and so is everything after it in that call.
+    for m in ["m2", "m3"] {
+        pair.client.conn.send(&m.into(), &mut wire).unwrap();
+    }
+    bytes.clear();
+    wire.drain_into(&mut bytes);
+    let mut buf = bytes::BytesMut::from(&bytes[..]);
+    sunk.clear();
+    server
+        .handle_read_buf_with(now, &mut buf, |m| {
+            sunk.push(m.clone());
+            Err(m)
+        })
+        .unwrap();
+    assert_eq!(sunk, [Message::from("m2")]);
+    assert_eq!(
+        events(server),
+        [
+            Event::Message(Message::from("m2")),
+            Event::Message(Message::from("m3")),
+        ]
+    );
+}
