@@ -406,6 +406,43 @@ pub async fn hwm_blocks_and_try_send_hands_back<B: Backend>(t: Transport) {
     r.unwrap();
 }
 
+/// A receive pipe far smaller than one read of small messages: the connection stops decoding
+/// where the pipe fills and resumes from its buffer as the receiver reads, including after the
+/// last bytes have arrived. Every message arrives, whole and in order.
+pub async fn small_receive_pipe_resumes_buffered_input<B: Backend>(t: Transport) {
+    let (pull, push, _) = bound_pair::<B>(
+        t,
+        (SocketType::Pull, opts_with(|o| o.recv_hwm = 3)),
+        (SocketType::Push, opts()),
+    )
+    .await;
+    const N: u32 = 5000;
+    let send_all = async {
+        for i in 0..N {
+            let id = i.to_be_bytes();
+            if i % 7 == 0 {
+                B::send(&push, msg([&id[..], b"more", &id[..]]))
+                    .await
+                    .unwrap();
+            } else {
+                B::send(&push, msg([&id[..]])).await.unwrap();
+            }
+        }
+    };
+    let recv_all = async {
+        for i in 0..N {
+            let id = i.to_be_bytes();
+            let m = recv::<B>(&pull).await;
+            if i % 7 == 0 {
+                assert_eq!(m, msg([&id[..], b"more", &id[..]]), "message {i}");
+            } else {
+                assert_eq!(m, msg([&id[..]]), "message {i}");
+            }
+        }
+    };
+    within::<B, _>("5000 messages", join(send_all, recv_all)).await;
+}
+
 /// PUB never waits: a subscriber that does not read misses messages, and what it gets is in
 /// order.
 pub async fn pub_drops_at_hwm<B: Backend>(t: Transport) {

@@ -173,6 +173,16 @@ impl<S: Half> Driver<'_, S> {
             if let Poll::Ready(Err(e)) = self.engine.poll_inbound(cx, now) {
                 return Poll::Ready(e);
             }
+            if self.engine.input_pending() && self.closing.is_none() {
+                // The receive pipe has room again for what was read before it filled.
+                if let Some((_, buf)) = &mut self.reader {
+                    if let Err(e) = self.engine.handle_read_buf(now, buf) {
+                        self.fail(cx, now, e);
+                        continue;
+                    }
+                    progress = true;
+                }
+            }
             if self.read_op.is_none() && self.engine.wants_read() && self.closing.is_none() {
                 self.start_read();
             }

@@ -57,7 +57,9 @@ pub enum EngineError {
 /// # Driver loop
 /// 1. Read when [`wants_read`](Self::wants_read) (the socket's receive pipe has room), then
 ///    [`handle_read_buf`](Self::handle_read_buf). When it does not, wait on
-///    [`poll_inbound`](Self::poll_inbound).
+///    [`poll_inbound`](Self::poll_inbound); once [`input_pending`](Self::input_pending), feed
+///    the read buffer to `handle_read_buf` again before reading more (decoding stops where
+///    the pipe filled).
 /// 2. Fill the write buffer with [`poll_transmit`](Self::poll_transmit) (a batch of queued
 ///    messages; it registers the task for more) and write it out; when it returns
 ///    `Ready(Err(SocketClosed))` and the buffer is written, close.
@@ -75,6 +77,9 @@ pub struct Engine {
     endpoint: String,
     /// A message that the full receive pipe has not taken yet.
     stalled: Option<Message>,
+    /// Decoding stopped when the receive pipe filled: the read buffer holds input to feed again
+    /// before reading more.
+    input_pending: bool,
     /// The socket was closed: the deadline for sending what is queued (`None`: no limit).
     closing: Option<Option<Instant>>,
     /// The socket's end of the outbound pipe is gone and the pipe is drained.
@@ -122,6 +127,7 @@ impl Engine {
             pipes,
             endpoint,
             stalled: None,
+            input_pending: false,
             closing: None,
             drained: false,
             established: false,
@@ -171,24 +177,41 @@ impl Engine {
         self.spares.reserve(buf, self.conn.bytes_needed(), chunk);
     }
 
-    /// Whether the backend should read: false while the socket's receive pipe is full.
+    /// Whether the backend should read: false while the socket's receive pipe is full, and
+    /// while input read earlier waits to be fed again (see
+    /// [`input_pending`](Self::input_pending)).
     pub fn wants_read(&self) -> bool {
         // While lingering, reading goes on: the handshake, heartbeats and the peer's close.
-        self.stalled.is_none()
+        self.stalled.is_none() && !self.input_pending
+    }
+
+    /// Whether the read buffer holds input that decoding stopped short of when the socket's
+    /// receive pipe filled, and the pipe has room again: feed the same buffer to
+    /// [`handle_read_buf`](Self::handle_read_buf) before reading more.
+    pub fn input_pending(&self) -> bool {
+        self.input_pending && self.stalled.is_none()
     }
 
     /// Feeds bytes read from the connection (see [`Connection::handle_read_buf`]) and hands
     /// the decoded messages to the socket.
     pub fn handle_read_buf(&mut self, now: Instant, buf: &mut BytesMut) -> Result<(), EngineError> {
-        let r = if self.stalled.is_none() {
-            // Messages go straight into the receive pipe as they are decoded; the connection
-            // queues them as events only behind other events or once the pipe is full.
-            let (core, pipes) = (&self.core, &mut self.pipes);
-            self.conn
-                .handle_read_buf_with(now, buf, |m| deliver(core, pipes, m))
-        } else {
-            self.conn.handle_read_buf(now, buf)
-        };
+        // Messages go straight into the receive pipe as they are decoded. When the pipe is full
+        // (or a message is already waiting for room) decoding stops: the rest stays in `buf`
+        // until `input_pending` says to feed it again, so the pipe's limit holds for the input
+        // too.
+        let (core, pipes) = (&self.core, &mut self.pipes);
+        let stalled = self.stalled.is_some();
+        let mut declined = false;
+        let r = self.conn.handle_read_buf_with(now, buf, |m| {
+            let r = if stalled {
+                Err(m)
+            } else {
+                deliver(core, pipes, m)
+            };
+            declined = r.is_err();
+            r
+        });
+        self.input_pending = declined;
         // What was decoded before an error is delivered: those messages were valid.
         self.process_events(now)?;
         Ok(r?)

@@ -82,7 +82,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             if let Poll::Ready(Err(e)) = self.engine.poll_inbound(cx, now) {
                 return Poll::Ready(e);
             }
-            if self.engine.wants_read() && self.closing.is_none() {
+            if self.engine.input_pending() && self.closing.is_none() {
+                // The receive pipe has room again for what was read before it filled.
+                if let Err(e) = self.engine.handle_read_buf(now, &mut self.rbuf) {
+                    self.flush_best_effort(cx, now);
+                    return Poll::Ready(e);
+                }
+                progress = true;
+            } else if self.engine.wants_read() && self.closing.is_none() {
                 self.engine.reserve_read(&mut self.rbuf, READ_CHUNK);
                 match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.rbuf)
                 {

@@ -18,6 +18,11 @@ use crate::message::{Frame, Message};
 use crate::metadata::{self, Metadata};
 use crate::socket_type::SocketType;
 
+/// A sink that takes a message or hands it back (see [`Connection::handle_read_buf_with`]).
+type SinkFn = fn(Message) -> Result<(), Message>;
+/// The sink of the calls that queue every message as an event.
+const NO_SINK: Option<&mut SinkFn> = None;
+
 /// Configuration of one connection.
 ///
 /// ```
@@ -346,24 +351,26 @@ impl Connection {
     /// frame to present again, with more bytes after it.
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<usize, Error> {
         let mut input = data;
-        self.process(now, &mut input, &mut Err)?;
+        self.process(now, &mut input, NO_SINK)?;
         Ok(data.len() - input.len())
     }
 
     /// Feeds the read buffer, consuming complete frames from its front. Large frames become
     /// zero-copy slices of `buf`'s storage.
     pub fn handle_read_buf(&mut self, now: Instant, buf: &mut BytesMut) -> Result<(), Error> {
-        self.process(now, buf, &mut Err)
+        self.process(now, buf, NO_SINK)
     }
 
     /// As [`handle_read_buf`](Self::handle_read_buf), but hands each message to `sink` as it is
     /// decoded instead of queueing an [`Event::Message`]: the receive path of a socket that
     /// moves messages on at once.
     ///
-    /// `sink` returns `Err` with the message to decline it (its queue is full, say): that
-    /// message and everything after it in this call are queued as events. Messages go to `sink`
-    /// only while no event is queued, so [`poll_event`](Self::poll_event) and `sink` together
-    /// still see the peer's traffic in order.
+    /// `sink` returns `Err` with the message to decline it (its queue is full, say). Decoding
+    /// then stops: the declined message is queued as the next event, and the rest of the input
+    /// stays in `buf`, to be fed again when the sink has room (back-pressure, as a socket that
+    /// stops reading). Messages go to `sink` only while no event is queued, so
+    /// [`poll_event`](Self::poll_event) and `sink` together still see the peer's traffic in
+    /// order.
     ///
     /// ```
     /// # use std::time::Instant;
@@ -385,11 +392,12 @@ impl Connection {
     /// # assert_eq!(pull.poll_event(), Some(Event::Established));
     /// push.send(&Message::from("one"), &mut a).unwrap();
     /// push.send(&Message::from("two"), &mut a).unwrap();
+    /// push.send(&Message::from("three"), &mut a).unwrap();
     /// let mut wire = Vec::new();
     /// a.drain_into(&mut wire);
     /// let mut buf = BytesMut::from(&wire[..]);
     ///
-    /// // Room for one message: the second is declined and queued as an event.
+    /// // Room for one message: the second is declined and decoding stops.
     /// let mut taken = Vec::new();
     /// pull.handle_read_buf_with(now, &mut buf, |m| {
     ///     if taken.is_empty() { taken.push(m); Ok(()) } else { Err(m) }
@@ -397,6 +405,16 @@ impl Connection {
     /// .unwrap();
     /// assert_eq!(taken, [Message::from("one")]);
     /// assert_eq!(pull.poll_event(), Some(Event::Message(Message::from("two"))));
+    /// assert_eq!(pull.poll_event(), None);
+    ///
+    /// // "three" waits in `buf` until it is fed again.
+    /// pull.handle_read_buf_with(now, &mut buf, |m| {
+    ///     taken.push(m);
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// assert_eq!(taken, [Message::from("one"), Message::from("three")]);
+    /// assert!(buf.is_empty());
     /// ```
     #[inline]
     pub fn handle_read_buf_with<F>(
@@ -408,7 +426,7 @@ impl Connection {
     where
         F: FnMut(Message) -> Result<(), Message>,
     {
-        self.process(now, buf, &mut sink)
+        self.process(now, buf, Some(&mut sink))
     }
 
     /// The next event, in the order the peer's traffic arrived.
@@ -653,7 +671,12 @@ impl Connection {
         }
     }
 
-    fn process<I, F>(&mut self, now: Instant, input: &mut I, sink: &mut F) -> Result<(), Error>
+    fn process<I, F>(
+        &mut self,
+        now: Instant,
+        input: &mut I,
+        sink: Option<&mut F>,
+    ) -> Result<(), Error>
     where
         I: Input,
         F: FnMut(Message) -> Result<(), Message>,
@@ -694,7 +717,7 @@ impl Connection {
         &mut self,
         now: Instant,
         input: &mut I,
-        sink: &mut F,
+        mut sink: Option<&mut F>,
     ) -> Result<(), Error>
     where
         I: Input,
@@ -708,13 +731,14 @@ impl Connection {
                 None => return Ok(()),
                 Some(Decoded::Message(msg)) => {
                     // Straight to the sink unless events queued before it must come first.
-                    let declined = if self.events.is_empty() {
-                        sink(msg).err()
-                    } else {
-                        Some(msg)
-                    };
-                    if let Some(msg) = declined {
-                        self.events.push_back(Event::Message(msg));
+                    match &mut sink {
+                        Some(sink) if self.events.is_empty() => {
+                            if let Err(msg) = sink(msg) {
+                                self.events.push_back(Event::Message(msg));
+                                return Ok(());
+                            }
+                        }
+                        _ => self.events.push_back(Event::Message(msg)),
                     }
                 }
                 Some(Decoded::Command(body)) if self.cipher.is_some() => {

@@ -804,7 +804,7 @@ fn sink_takes_messages_only_behind_no_queued_event() {
         ]
     );
 
-    // A declined message is queued, and so is everything after it in that call.
+    // A declined message is queued and decoding stops; the rest waits in the buffer.
     for m in ["m2", "m3"] {
         pair.client.conn.send(&m.into(), &mut wire).unwrap();
     }
@@ -819,11 +819,15 @@ fn sink_takes_messages_only_behind_no_queued_event() {
         })
         .unwrap();
     assert_eq!(sunk, [Message::from("m2")]);
-    assert_eq!(
-        events(server),
-        [
-            Event::Message(Message::from("m2")),
-            Event::Message(Message::from("m3")),
-        ]
-    );
+    assert_eq!(events(server), [Event::Message(Message::from("m2"))]);
+    assert_eq!(buf.len(), 4, "m3's frame is left");
+    sunk.clear();
+    server
+        .handle_read_buf_with(now, &mut buf, |m| {
+            sunk.push(m);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(sunk, [Message::from("m3")]);
+    assert!(buf.is_empty());
 }
