@@ -18,8 +18,9 @@
 //!   first end marker).
 //! - `inproc-thr`: PUSH/PULL between two threads of this process, timed the same way;
 //!   `rate MSG_PER_S`.
-//! - `inproc-thr-fresh`: the same with a new message per send, built from the payload bytes, as
-//!   libzmq's `remote_thr` does (libzmq's sender does that in every role).
+//! - `inproc-thr-fresh`: the same with a new message per send with the payload's bytes copied
+//!   in, by every implementation (libzmq's sender allocates per send in every role, as
+//!   `remote_thr` does, but copies only in this one).
 //! - `inproc-lat`: REQ/REP between two threads, with the `latency` line of `req`.
 //!
 //! Every child ends with `usage CPU_SECONDS PEAK_RSS_KIB` (the whole process, from `/proc`).
@@ -491,17 +492,25 @@ mod libzmq {
         }
     }
 
-    /// Sends COUNT messages; `mark` runs once the warm-up is out.
-    fn send(push: &zmq::Socket, job: &Job, mark: impl FnOnce(u64)) {
+    /// Sends COUNT messages; `mark` runs once the warm-up is out. A new message of the size
+    /// per send (`zmq_msg_init_size`); with `fresh` the payload's bytes are copied into it, as
+    /// omq's sender does in that pattern.
+    fn send(push: &zmq::Socket, job: &Job, fresh: bool, mark: impl FnOnce(u64)) {
+        let bytes = vec![0u8; job.size];
+        let next = || {
+            if fresh {
+                zmq::Message::from(&bytes[..])
+            } else {
+                zmq::Message::with_size(job.size)
+            }
+        };
         let warm = job.warm();
         for _ in 0..warm {
-            push.send(zmq::Message::with_size(job.size), 0)
-                .expect("send");
+            push.send(next(), 0).expect("send");
         }
         mark(warm);
         for _ in warm..job.count {
-            push.send(zmq::Message::with_size(job.size), 0)
-                .expect("send");
+            push.send(next(), 0).expect("send");
         }
     }
 
@@ -544,7 +553,7 @@ mod libzmq {
             "push" => {
                 let push = ctx.socket(zmq::PUSH).expect("socket");
                 push.connect(&job.ep).expect("connect");
-                send(&push, job, super::print_mark);
+                send(&push, job, false, super::print_mark);
                 // The receiver has every message before the socket closes: libzmq can lose
                 // the tail of what it sent over ipc when it closes right after sending.
                 super::wait_for_parent();
@@ -613,8 +622,10 @@ mod libzmq {
                 println!("got {got}");
                 sub.set_linger(0).expect("linger");
             }
-            // libzmq's sender makes a new message per send in every role.
+            // libzmq's sender makes a new message per send in every role; in the fresh one it
+            // also copies the payload into it, as omq's does.
             "inproc-thr" | "inproc-thr-fresh" => {
+                let fresh = job.role == "inproc-thr-fresh";
                 let ep = super::inproc_endpoint();
                 let pull = ctx.socket(zmq::PULL).expect("socket");
                 pull.bind(&ep).expect("bind");
@@ -630,7 +641,7 @@ mod libzmq {
                         count,
                     };
                     let mark: super::Mark = mark;
-                    send(&push, &job, |n| {
+                    send(&push, &job, fresh, |n| {
                         let _ = mark.send((Instant::now(), n));
                     });
                 });

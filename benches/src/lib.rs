@@ -15,9 +15,10 @@
 //! - `pushpull`: PUSH to PULL throughput. The receiver binds, the sender connects; the rate is
 //!   the messages after the sender's warm-up over the time from its mark to the receiver's last.
 //!   omq's and zmq.rs's senders send clones of one payload.
-//! - `fresh`: inproc PUSH/PULL at 128 B and 1 KiB with a new message per send, built from the
-//!   payload bytes (as libzmq's `remote_thr` does, and as libzmq's sender does everywhere): the
-//!   receiving thread frees what the sending one allocated.
+//! - `fresh`: inproc PUSH/PULL at 128 B and 1 KiB with a new message per send, the payload's
+//!   bytes copied into it, by every implementation: the receiving thread frees what the sending
+//!   one allocated. (libzmq's `remote_thr`, and libzmq's sender in the other patterns, allocate
+//!   a message per send too but leave its bytes unwritten.)
 //! - `reqrep`: REQ/REP round trips, each one timed; p50, p99 and mean after a warm-up.
 //! - `pubsub`: PUB to 4 and 32 SUB processes, aggregate rate over every subscriber.
 //! - `fanin`: 4 PUSH processes into 1 PULL.

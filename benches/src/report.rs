@@ -332,27 +332,30 @@ pub(crate) fn render(r: &Results) -> String {
                 );
             }
             t.throughput(&mut out);
+            if transport == "tcp" && r.cases.iter().any(|c| c.imp == Impl::Raw) {
+                // Under the first table with `/ raw` columns.
+                let _ = writeln!(
+                    out,
+                    "The raw ceiling is a blocking writer and reader with no framing, in 1 MiB \
+                     writes and reads. It is what plain sockets reach here, not a physical \
+                     bound: where omq comes out ahead of it, the blocking reader slept and woke \
+                     for chunks that an event loop found already there. Read the `/ raw` \
+                     columns as \"how far from plain sockets\".\n"
+                );
+            }
         }
-    }
-    if r.cases.iter().any(|c| c.imp == Impl::Raw) {
-        let _ = writeln!(
-            out,
-            "The raw ceiling is a blocking writer and reader with no framing, in 1 MiB writes and \
-             reads. It is what plain sockets reach here, not a physical bound: where omq comes \
-             out ahead of it, the blocking reader slept and woke for chunks that an event loop \
-             found already there. Read the `/ raw` columns as \"how far from plain sockets\".\n"
-        );
     }
     let t = Table::new(r, |c| c.pattern == "fresh", |c| size_label(c.size));
     if !t.is_empty() {
         let _ = writeln!(
             out,
             "## PUSH/PULL throughput, inproc, a new message per send\n\n\
-             Every implementation's sender builds a new message of the size per send, which the \
-             receiving thread frees (omq: `Message::from(&bytes[..])`, a copy; libzmq: \
-             `zmq_msg_init_size`, as in `remote_thr`). Above omq's inline size (62 B) both then \
-             run at the rate of the allocator's frees from another thread, not of the \
-             transport (`doc/performance.md`, \"inproc with a fresh message per send\").\n"
+             Every implementation's sender builds a new message per send with the payload's \
+             bytes copied in, which the receiving thread frees (omq: `Message::from(&bytes[..])`; \
+             libzmq: `zmq_msg_init_size` and a copy; `remote_thr` leaves the bytes unwritten). \
+             Above omq's inline size (62 B) both then run at the rate of the allocator's frees \
+             from another thread, not of the transport (`doc/performance.md`, \"inproc with a \
+             fresh message per send\").\n"
         );
         t.throughput(&mut out);
     }
