@@ -218,9 +218,7 @@ mod compio_rt {
     use std::time::Duration;
 
     pub(super) fn block_on<F: Future>(f: F) -> F::Output {
-        compio::runtime::Runtime::new()
-            .expect("compio runtime")
-            .block_on(f)
+        omq_compio::runtime().expect("compio runtime").block_on(f)
     }
 
     pub(super) async fn sleep(d: Duration) {

@@ -132,29 +132,27 @@ fn case_with(
     let (t_ready_tx, c_ready_rx) = mpsc::channel::<()>();
     let bind_at = endpoint(transport);
     let compio_side = std::thread::spawn(move || {
-        compio::runtime::Runtime::new()
-            .unwrap()
-            .block_on(async move {
-                let s = omq_compio::Socket::new(c.0, c_opts).unwrap();
-                if c.0 == SocketType::Sub {
-                    s.subscribe("").unwrap();
-                }
-                if compio_binds {
-                    let ep = s.bind(&bind_at).await.unwrap().to_string();
-                    ep_tx.send(ep).unwrap();
-                } else {
-                    s.connect(&back_rx.recv().unwrap()).await.unwrap();
-                }
-                async fn sleep(d: Duration) {
-                    compio::time::sleep(d).await
-                }
-                compio::time::timeout(Duration::from_secs(30), async {
-                    play!(s, c.1, c.0, c_ready_tx, c_ready_rx);
-                })
-                .await
-                .expect("the compio side timed out");
-                s.close().await;
-            });
+        omq_compio::runtime().unwrap().block_on(async move {
+            let s = omq_compio::Socket::new(c.0, c_opts).unwrap();
+            if c.0 == SocketType::Sub {
+                s.subscribe("").unwrap();
+            }
+            if compio_binds {
+                let ep = s.bind(&bind_at).await.unwrap().to_string();
+                ep_tx.send(ep).unwrap();
+            } else {
+                s.connect(&back_rx.recv().unwrap()).await.unwrap();
+            }
+            async fn sleep(d: Duration) {
+                compio::time::sleep(d).await
+            }
+            compio::time::timeout(Duration::from_secs(30), async {
+                play!(s, c.1, c.0, c_ready_tx, c_ready_rx);
+            })
+            .await
+            .expect("the compio side timed out");
+            s.close().await;
+        });
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

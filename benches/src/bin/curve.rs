@@ -453,7 +453,7 @@ fn child(args: &[String]) {
     }
     let ep = ep.replace('*', "0");
     match imp.as_str() {
-        "compio" => compio::runtime::Runtime::new().unwrap().block_on(async {
+        "compio" => omq_compio::runtime().unwrap().block_on(async {
             use omq_compio::{Message, Socket, SocketType};
             async fn sleep(d: Duration) {
                 compio::time::sleep(d).await

@@ -39,8 +39,7 @@ impl Runtime for omq_tokio::Tokio {
 
 impl Runtime for omq_compio::Compio {
     fn block_on<F: Future>(f: F) -> Result<F::Output, String> {
-        let rt = compio::runtime::Runtime::new()
-            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        let rt = omq_compio::runtime().map_err(|e| format!("cannot start the runtime: {e}"))?;
         Ok(rt.block_on(f))
     }
 
