@@ -55,11 +55,11 @@ pub enum EngineError {
 /// [`handle_timeout`](Self::handle_timeout) at [`poll_timeout`](Self::poll_timeout).
 ///
 /// # Driver loop
-/// 1. Read when [`wants_read`](Self::wants_read) (the socket's receive pipe has room), then
-///    [`handle_read_buf`](Self::handle_read_buf). When it does not, wait on
-///    [`poll_inbound`](Self::poll_inbound); once [`input_pending`](Self::input_pending), feed
-///    the read buffer to `handle_read_buf` again before reading more (decoding stops where
-///    the pipe filled).
+/// 1. Read when [`wants_read`](Self::wants_read) (the socket's receive pipe has room and no
+///    earlier input waits), then [`handle_read_buf`](Self::handle_read_buf). When it does not,
+///    wait on [`poll_inbound`](Self::poll_inbound). When
+///    [`input_pending`](Self::input_pending), feed the read buffer to `handle_read_buf` again
+///    before reading more (decoding pauses where the pipe fills).
 /// 2. Fill the write buffer with [`poll_transmit`](Self::poll_transmit) (a batch of queued
 ///    messages; it registers the task for more) and write it out; when it returns
 ///    `Ready(Err(SocketClosed))` and the buffer is written, close.
@@ -185,9 +185,10 @@ impl Engine {
         self.stalled.is_none() && !self.input_pending
     }
 
-    /// Whether the read buffer holds input that decoding stopped short of when the socket's
-    /// receive pipe filled, and the pipe has room again: feed the same buffer to
-    /// [`handle_read_buf`](Self::handle_read_buf) before reading more.
+    /// Whether the read buffer holds input whose decoding paused (the socket's receive pipe
+    /// filled, or a message came behind the handshake's or a subscription's event) and the pipe
+    /// has room again: feed the same buffer to [`handle_read_buf`](Self::handle_read_buf)
+    /// before reading more.
     pub fn input_pending(&self) -> bool {
         self.input_pending && self.stalled.is_none()
     }
@@ -195,26 +196,24 @@ impl Engine {
     /// Feeds bytes read from the connection (see [`Connection::handle_read_buf`]) and hands
     /// the decoded messages to the socket.
     pub fn handle_read_buf(&mut self, now: Instant, buf: &mut BytesMut) -> Result<(), EngineError> {
-        // Messages go straight into the receive pipe as they are decoded. When the pipe is full
-        // (or a message is already waiting for room) decoding stops: the rest stays in `buf`
-        // until `input_pending` says to feed it again, so the pipe's limit holds for the input
-        // too.
+        // Messages go straight into the receive pipe as they are decoded. Decoding pauses at a
+        // message the pipe has no room for (or that waits behind one already stalled, or behind
+        // an event such as the handshake's): the rest stays in `buf` until `input_pending` says
+        // to feed it again, so what waits is bounded by the read buffer.
         let (core, pipes) = (&self.core, &mut self.pipes);
         let stalled = self.stalled.is_some();
-        let mut declined = false;
         let r = self.conn.handle_read_buf_with(now, buf, |m| {
-            let r = if stalled {
+            if stalled {
                 Err(m)
             } else {
                 deliver(core, pipes, m)
-            };
-            declined = r.is_err();
-            r
+            }
         });
-        self.input_pending = declined;
-        // What was decoded before an error is delivered: those messages were valid.
+        self.input_pending = matches!(r, Ok(true));
+        // What was decoded before an error is delivered: those messages were valid. (Decoding
+        // pauses where the pipe fills, so an error is reached only once all before it are in.)
         self.process_events(now)?;
-        Ok(r?)
+        Ok(r.map(drop)?)
     }
 
     fn process_events(&mut self, now: Instant) -> Result<(), EngineError> {

@@ -190,8 +190,9 @@ enum State {
 /// # Polling order
 /// 1. Feed every read, even one that completes no frame, with [`handle_input`](Self::handle_input) (borrowed bytes, large frames
 ///    copied once) or [`handle_read_buf`](Self::handle_read_buf) (a `BytesMut` read buffer, large
-///    frames zero-copy). Unconsumed bytes are an incomplete frame: keep them at the front of the
-///    buffer and make room for [`bytes_needed`](Self::bytes_needed).
+///    frames zero-copy). Unconsumed bytes are an incomplete frame (or, with
+///    [`handle_read_buf_with`](Self::handle_read_buf_with), input whose decoding paused): keep
+///    them at the front of the buffer and make room for [`bytes_needed`](Self::bytes_needed).
 /// 2. Drain [`poll_event`](Self::poll_event).
 /// 3. When the deadline from [`poll_timeout`](Self::poll_timeout) has passed, call
 ///    [`handle_timeout`](Self::handle_timeout), *after* feeding the input read so far (fresh input
@@ -249,8 +250,8 @@ pub struct Connection {
     pending_pong: Option<Bytes>,
     /// The peer's version, known once its greeting is in.
     peer_version: Option<Version>,
-    /// Input left unconsumed by the previous call (an incomplete frame): presenting it again is
-    /// not new traffic.
+    /// Input left unconsumed by the previous call (an incomplete frame, or input whose decoding
+    /// paused): presenting it again is not new traffic.
     unconsumed: usize,
     handshake_deadline: Option<Instant>,
     /// When to send the next PING.
@@ -358,19 +359,20 @@ impl Connection {
     /// Feeds the read buffer, consuming complete frames from its front. Large frames become
     /// zero-copy slices of `buf`'s storage.
     pub fn handle_read_buf(&mut self, now: Instant, buf: &mut BytesMut) -> Result<(), Error> {
-        self.process(now, buf, NO_SINK)
+        self.process(now, buf, NO_SINK).map(drop)
     }
 
     /// As [`handle_read_buf`](Self::handle_read_buf), but hands each message to `sink` as it is
     /// decoded instead of queueing an [`Event::Message`]: the receive path of a socket that
-    /// moves messages on at once.
+    /// moves messages on at once. Returns whether decoding paused before the end of the input.
     ///
-    /// `sink` returns `Err` with the message to decline it (its queue is full, say). Decoding
-    /// then stops: the declined message is queued as the next event, and the rest of the input
-    /// stays in `buf`, to be fed again when the sink has room (back-pressure, as a socket that
-    /// stops reading). Messages go to `sink` only while no event is queued, so
-    /// [`poll_event`](Self::poll_event) and `sink` together still see the peer's traffic in
-    /// order.
+    /// Messages go to `sink` only while no event is queued, so [`poll_event`](Self::poll_event)
+    /// and `sink` together see the peer's traffic in order. Decoding pauses at a message that
+    /// cannot go to `sink`: one that `sink` declines by returning it in `Err` (its queue is
+    /// full, say), or one decoded behind a queued event (the handshake's, a subscription). That
+    /// message is queued as the last event and the rest of the input stays in `buf`. Drain the
+    /// events, and once the sink has room feed `buf` again before reading more: what waits is
+    /// then bounded by the read buffer (back-pressure, as a socket that stops reading).
     ///
     /// ```
     /// # use std::time::Instant;
@@ -397,22 +399,26 @@ impl Connection {
     /// a.drain_into(&mut wire);
     /// let mut buf = BytesMut::from(&wire[..]);
     ///
-    /// // Room for one message: the second is declined and decoding stops.
+    /// // Room for one message: the second is declined and decoding pauses.
     /// let mut taken = Vec::new();
-    /// pull.handle_read_buf_with(now, &mut buf, |m| {
-    ///     if taken.is_empty() { taken.push(m); Ok(()) } else { Err(m) }
-    /// })
-    /// .unwrap();
+    /// let paused = pull
+    ///     .handle_read_buf_with(now, &mut buf, |m| {
+    ///         if taken.is_empty() { taken.push(m); Ok(()) } else { Err(m) }
+    ///     })
+    ///     .unwrap();
+    /// assert!(paused);
     /// assert_eq!(taken, [Message::from("one")]);
     /// assert_eq!(pull.poll_event(), Some(Event::Message(Message::from("two"))));
     /// assert_eq!(pull.poll_event(), None);
     ///
     /// // "three" waits in `buf` until it is fed again.
-    /// pull.handle_read_buf_with(now, &mut buf, |m| {
-    ///     taken.push(m);
-    ///     Ok(())
-    /// })
-    /// .unwrap();
+    /// let paused = pull
+    ///     .handle_read_buf_with(now, &mut buf, |m| {
+    ///         taken.push(m);
+    ///         Ok(())
+    ///     })
+    ///     .unwrap();
+    /// assert!(!paused);
     /// assert_eq!(taken, [Message::from("one"), Message::from("three")]);
     /// assert!(buf.is_empty());
     /// ```
@@ -422,7 +428,7 @@ impl Connection {
         now: Instant,
         buf: &mut BytesMut,
         mut sink: F,
-    ) -> Result<(), Error>
+    ) -> Result<bool, Error>
     where
         F: FnMut(Message) -> Result<(), Message>,
     {
@@ -676,7 +682,7 @@ impl Connection {
         now: Instant,
         input: &mut I,
         sink: Option<&mut F>,
-    ) -> Result<(), Error>
+    ) -> Result<bool, Error>
     where
         I: Input,
         F: FnMut(Message) -> Result<(), Message>,
@@ -690,12 +696,12 @@ impl Connection {
             self.heartbeat_deadline = None;
             self.ttl_deadline = None;
         } else if len == 0 {
-            return Ok(());
+            return Ok(false);
         }
         match self.process_frames(now, input, sink) {
-            Ok(()) => {
+            Ok(paused) => {
                 self.unconsumed = input.chunk().len();
-                Ok(())
+                Ok(paused)
             }
             Err(e) => {
                 // NULL explains a refusal with ERROR; PLAIN and CURVE close silently on a
@@ -713,12 +719,14 @@ impl Connection {
         }
     }
 
+    /// Decodes until the input runs out (`Ok(false)`) or a message cannot go to the sink
+    /// (`Ok(true)`, see [`handle_read_buf_with`](Self::handle_read_buf_with)).
     fn process_frames<I, F>(
         &mut self,
         now: Instant,
         input: &mut I,
         mut sink: Option<&mut F>,
-    ) -> Result<(), Error>
+    ) -> Result<bool, Error>
     where
         I: Input,
         F: FnMut(Message) -> Result<(), Message>,
@@ -727,24 +735,33 @@ impl Connection {
             self.process_greeting(now, input)?;
         }
         loop {
-            match self.decoder.decode(input)? {
-                None => return Ok(()),
-                Some(Decoded::Message(msg)) => {
-                    // Straight to the sink unless events queued before it must come first.
-                    match &mut sink {
-                        Some(sink) if self.events.is_empty() => {
-                            if let Err(msg) = sink(msg) {
-                                self.events.push_back(Event::Message(msg));
-                                return Ok(());
-                            }
-                        }
-                        _ => self.events.push_back(Event::Message(msg)),
+            let msg = match self.decoder.decode(input)? {
+                None => return Ok(false),
+                Some(Decoded::Message(msg)) => msg,
+                Some(Decoded::Command(body)) if self.cipher.is_some() => {
+                    match self.process_boxed(now, &body)? {
+                        Some(msg) => msg,
+                        None => continue,
                     }
                 }
-                Some(Decoded::Command(body)) if self.cipher.is_some() => {
-                    self.process_boxed(now, &body)?;
+                Some(Decoded::Command(body)) => {
+                    self.process_command(now, &body)?;
+                    continue;
                 }
-                Some(Decoded::Command(body)) => self.process_command(now, &body)?,
+            };
+            let Some(sink) = &mut sink else {
+                self.events.push_back(Event::Message(msg));
+                continue;
+            };
+            // Straight to the sink unless events queued before it must come first.
+            let declined = if self.events.is_empty() {
+                sink(msg).err()
+            } else {
+                Some(msg)
+            };
+            if let Some(msg) = declined {
+                self.events.push_back(Event::Message(msg));
+                return Ok(true);
             }
         }
     }
@@ -798,11 +815,14 @@ impl Connection {
     }
 
     /// Opens one boxed frame (established CURVE) and acts on it.
-    fn process_boxed(&mut self, now: Instant, body: &Frame) -> Result<(), Error> {
+    /// Opens a CURVE box: a command is processed, a frame joins the message it belongs to, and a
+    /// complete message is returned.
+    fn process_boxed(&mut self, now: Instant, body: &Frame) -> Result<Option<Message>, Error> {
         let cipher = self.cipher.as_mut().expect("boxed mode");
         let (flags, frame) = cipher.decrypt(body)?;
         if flags & mechanism::FLAG_COMMAND != 0 {
-            return self.process_command(now, &frame);
+            self.process_command(now, &frame)?;
+            return Ok(None);
         }
         let limits = self.decoder.limits();
         let size = self.boxed_size + frame.len() as u64;
@@ -824,7 +844,7 @@ impl Connection {
             }
             self.boxed_parts.push(frame);
             self.boxed_size = size;
-            return Ok(());
+            return Ok(None);
         }
         let msg = if self.boxed_parts.is_empty() {
             Message::single(frame)
@@ -834,8 +854,7 @@ impl Connection {
             self.boxed_size = 0;
             Message::from(parts)
         };
-        self.events.push_back(Event::Message(msg));
-        Ok(())
+        Ok(Some(msg))
     }
 
     fn process_command(&mut self, now: Instant, body: &Frame) -> Result<(), Error> {

@@ -771,6 +771,16 @@ fn short_ttl_rounds_up_instead_of_disabling() {
     assert_eq!(pair.client.outbox, b"\x04\x07\x04PING\x00\x01");
 }
 
+/// Feeds `buf` to `conn` with a sink that takes every message into `sunk`; whether decoding
+/// paused.
+fn feed_sink(conn: &mut Connection, buf: &mut bytes::BytesMut, sunk: &mut Vec<Message>) -> bool {
+    conn.handle_read_buf_with(Instant::now(), buf, |m| {
+        sunk.push(m);
+        Ok(())
+    })
+    .unwrap()
+}
+
 #[test]
 fn sink_takes_messages_only_behind_no_queued_event() {
     let mut pair = Pair::of(SocketType::XSub, SocketType::XPub);
@@ -780,21 +790,15 @@ fn sink_takes_messages_only_behind_no_queued_event() {
     client.send(&"m0".into(), &mut wire).unwrap();
     client.subscribe(b"a", &mut wire).unwrap();
     client.send(&"m1".into(), &mut wire).unwrap();
+    client.send(&"m2".into(), &mut wire).unwrap();
     let mut bytes = Vec::new();
     wire.drain_into(&mut bytes);
     let mut buf = bytes::BytesMut::from(&bytes[..]);
 
     let mut sunk = Vec::new();
-    let now = pair.now;
     let server = &mut pair.server.conn;
-    server
-        .handle_read_buf_with(now, &mut buf, |m| {
-            sunk.push(m);
-            Ok(())
-        })
-        .unwrap();
-    assert!(buf.is_empty());
-    // `m1` came after the subscription: it waits behind it in the event queue.
+    // `m1` came after the subscription: it is queued behind it, and decoding pauses there.
+    assert!(feed_sink(server, &mut buf, &mut sunk));
     assert_eq!(sunk, [Message::from("m0")]);
     assert_eq!(
         events(server),
@@ -803,31 +807,30 @@ fn sink_takes_messages_only_behind_no_queued_event() {
             Event::Message(Message::from("m1")),
         ]
     );
+    assert_eq!(buf.len(), 4, "m2's frame is left");
+    assert!(!feed_sink(server, &mut buf, &mut sunk));
+    assert!(buf.is_empty());
+    assert_eq!(sunk, [Message::from("m0"), Message::from("m2")]);
 
-    // A declined message is queued and decoding stops; the rest waits in the buffer.
-    for m in ["m2", "m3"] {
+    // A declined message is queued and decoding pauses; the rest waits in the buffer.
+    for m in ["m3", "m4"] {
         pair.client.conn.send(&m.into(), &mut wire).unwrap();
     }
     bytes.clear();
     wire.drain_into(&mut bytes);
     let mut buf = bytes::BytesMut::from(&bytes[..]);
-    sunk.clear();
-    server
-        .handle_read_buf_with(now, &mut buf, |m| {
-            sunk.push(m.clone());
+    let mut declined = Vec::new();
+    let paused = server
+        .handle_read_buf_with(pair.now, &mut buf, |m| {
+            declined.push(m.clone());
             Err(m)
         })
         .unwrap();
-    assert_eq!(sunk, [Message::from("m2")]);
-    assert_eq!(events(server), [Event::Message(Message::from("m2"))]);
-    assert_eq!(buf.len(), 4, "m3's frame is left");
-    sunk.clear();
-    server
-        .handle_read_buf_with(now, &mut buf, |m| {
-            sunk.push(m);
-            Ok(())
-        })
-        .unwrap();
-    assert_eq!(sunk, [Message::from("m3")]);
+    assert!(paused);
+    assert_eq!(declined, [Message::from("m3")]);
+    assert_eq!(events(server), [Event::Message(Message::from("m3"))]);
+    assert_eq!(buf.len(), 4, "m4's frame is left");
+    assert!(!feed_sink(server, &mut buf, &mut sunk));
+    assert_eq!(sunk.last(), Some(&Message::from("m4")));
     assert!(buf.is_empty());
 }

@@ -207,6 +207,41 @@ fn curve_handshake_and_traffic_both_ways() {
 }
 
 #[test]
+fn curve_messages_reach_a_sink_and_pause_it() {
+    let mut pair = curve_pair(SocketType::Dealer, SocketType::Router, false);
+    pair.establish();
+    let mut buf = WriteBuf::new();
+    let parts = Message::from_iter(["a", "b"]);
+    for m in [Message::from("one"), parts.clone(), Message::from("three")] {
+        pair.client.conn.send(&m, &mut buf).unwrap();
+    }
+    let mut wire = Vec::new();
+    buf.drain_into(&mut wire);
+    let mut input = bytes::BytesMut::from(&wire[..]);
+    let mut sunk = Vec::new();
+    // Room for two: the third is declined, queued, and nothing is left to decode.
+    let paused = pair
+        .server
+        .conn
+        .handle_read_buf_with(pair.now, &mut input, |m| {
+            if sunk.len() < 2 {
+                sunk.push(m);
+                Ok(())
+            } else {
+                Err(m)
+            }
+        })
+        .unwrap();
+    assert!(paused);
+    assert_eq!(sunk, [Message::from("one"), parts]);
+    assert_eq!(
+        pair.server.conn.poll_event(),
+        Some(Event::Message(Message::from("three")))
+    );
+    assert!(input.is_empty());
+}
+
+#[test]
 fn curve_boxes_subscriptions_and_heartbeats() {
     let mut pair = curve_pair(SocketType::Sub, SocketType::Pub, false);
     pair.client.conn.config();
