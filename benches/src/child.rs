@@ -73,7 +73,8 @@ pub(crate) fn main(args: &[String]) {
     report_usage();
 }
 
-/// Prints the `usage` line: user + system CPU time of every thread, and peak RSS.
+/// Prints the `usage` line: user + system CPU time of every thread, peak RSS, and the
+/// file-backed part of RSS now (the binary's and libraries' pages).
 fn report_usage() {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name, which is in parentheses and may contain spaces.
@@ -87,12 +88,15 @@ fn report_usage() {
         .get(11..13)
         .map_or(0, |t| t.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let rss_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    println!("usage {:.2} {rss_kib}", ticks as f64 / 100.0);
+    let kib = |field: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let (rss_kib, file_kib) = (kib("VmHWM:"), kib("RssFile:"));
+    println!("usage {:.2} {rss_kib} {file_kib}", ticks as f64 / 100.0);
 }
 
 /// The wall clock in nanoseconds since the Unix epoch.

@@ -78,7 +78,12 @@ pub(crate) struct Latency {
 pub(crate) struct Usage {
     pub(crate) role: String,
     pub(crate) cpu_s: f64,
+    /// Peak resident set size (VmHWM).
     pub(crate) rss_kib: u64,
+    /// The file-backed part of the resident set at exit (the binary's and libraries' pages);
+    /// 0 in results from before it was recorded.
+    #[serde(default)]
+    pub(crate) file_kib: u64,
 }
 
 const PATTERNS: [&str; 6] = ["pushpull", "fresh", "reqrep", "pubsub", "fanin", "memory"];
@@ -576,6 +581,7 @@ impl Proc {
         let mut v = usage.split_whitespace();
         let cpu_s = v.next().and_then(|c| c.parse().ok()).unwrap_or(0.0);
         let rss_kib = v.next().and_then(|r| r.parse().ok()).unwrap_or(0);
+        let file_kib = v.next().and_then(|r| r.parse().ok()).unwrap_or(0);
         let status = self.child.wait().map_err(|e| e.to_string())?;
         if !status.success() {
             return Err(format!("{} exited with {status}", self.role));
@@ -584,6 +590,7 @@ impl Proc {
             role: self.role.clone(),
             cpu_s,
             rss_kib,
+            file_kib,
         })
     }
 }
