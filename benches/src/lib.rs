@@ -22,7 +22,8 @@
 //! - `reqrep`: REQ/REP round trips, each one timed; p50, p99 and mean after a warm-up.
 //! - `pubsub`: PUB to 4 and 32 SUB processes, aggregate rate over every subscriber.
 //! - `fanin`: 4 PUSH processes into 1 PULL.
-//! - `memory`: a long 128 B tcp PUSH/PULL run for peak RSS.
+//! - `memory`: a long 128 B tcp PUSH/PULL run for peak RSS, and peak RSS less the file-backed
+//!   pages (the code every implementation shares the binary with).
 //!
 //! Over tcp and ipc every side is its own process; inproc runs two threads in one process. Each
 //! process reports its CPU time and peak RSS. The parent only orchestrates: it starts the
