@@ -77,8 +77,8 @@ pub struct Engine {
     endpoint: String,
     /// A message that the full receive pipe has not taken yet.
     stalled: Option<Message>,
-    /// Decoding stopped when the receive pipe filled: the read buffer holds input to feed again
-    /// before reading more.
+    /// Decoding paused (the receive pipe filled, or a message came behind a queued event): the
+    /// read buffer holds input to feed again before reading more.
     input_pending: bool,
     /// The socket was closed: the deadline for sending what is queued (`None`: no limit).
     closing: Option<Option<Instant>>,
