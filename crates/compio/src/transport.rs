@@ -5,22 +5,14 @@ use std::time::Instant;
 
 use compio::runtime::JoinHandle;
 use omq_sockets::io::{Io, Task};
-use omq_sockets::net;
 use omq_sockets::{Engine, EngineError};
 
 use crate::driver;
 
-/// The compio backend: omq-sockets' [`Io`] on compio's runtime.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Compio;
-
-/// A bound listener.
-pub type Listener = net::Listener<Compio>;
-
-/// A connected stream.
-pub type Stream = net::Stream<Compio>;
-
-omq_sockets::impl_sockets!(Compio, compio::net);
+omq_sockets::backend! {
+    /// The compio backend: omq-sockets' [`Io`] on compio's runtime.
+    pub struct Compio on compio::net;
+}
 
 impl Io for Compio {
     type Handle = JoinHandle<()>;

@@ -221,6 +221,33 @@ pub fn tune_tcp(socket: &impl AsFd, keepalive: TcpKeepalive) -> io::Result<()> {
     Ok(())
 }
 
+/// Declares a backend: its unit type, the `Listener` and `Stream` aliases over it, and its
+/// [`Sockets`] implementation (see [`impl_sockets`](crate::impl_sockets)). The backend then
+/// implements [`Io`](crate::io::Io) itself. omq-tokio writes:
+///
+/// ```ignore
+/// omq_sockets::backend! {
+///     /// The tokio backend: omq-sockets' [`Io`] on tokio's runtime.
+///     pub struct Tokio on tokio::net;
+/// }
+/// ```
+#[macro_export]
+macro_rules! backend {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident on $($net:ident)::+;) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, Default)]
+        $vis struct $name;
+
+        /// A bound listener.
+        $vis type Listener = $crate::net::Listener<$name>;
+
+        /// A connected stream.
+        $vis type Stream = $crate::net::Stream<$name>;
+
+        $crate::impl_sockets!($name, $($net)::+);
+    };
+}
+
 /// Implements [`Sockets`] for `$backend` with the runtime module `$net`, for runtimes whose
 /// `net` module has tokio's shape: `TcpListener`, `TcpStream`, `UnixListener` and `UnixStream`,
 /// each with `from_std`, and `accept` / `connect` as async methods (tokio and compio both do).

@@ -4,23 +4,15 @@
 use std::time::Instant;
 
 use omq_sockets::io::{Io, Task};
-use omq_sockets::net;
 use omq_sockets::{Engine, EngineError};
 use tokio::task::JoinHandle;
 
 use crate::driver;
 
-/// The tokio backend: omq-sockets' [`Io`] on tokio's runtime.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Tokio;
-
-/// A bound listener.
-pub type Listener = net::Listener<Tokio>;
-
-/// A connected stream.
-pub type Stream = net::Stream<Tokio>;
-
-omq_sockets::impl_sockets!(Tokio, tokio::net);
+omq_sockets::backend! {
+    /// The tokio backend: omq-sockets' [`Io`] on tokio's runtime.
+    pub struct Tokio on tokio::net;
+}
 
 impl Io for Tokio {
     type Handle = JoinHandle<()>;
