@@ -23,7 +23,8 @@
 //!   `remote_thr` does, but copies only in this one).
 //! - `inproc-lat`: REQ/REP between two threads, with the `latency` line of `req`.
 //!
-//! Every child ends with `usage CPU_SECONDS PEAK_RSS_KIB` (the whole process, from `/proc`).
+//! Every child ends with `usage CPU_SECONDS PEAK_RSS_KIB FILE_RSS_KIB` (the whole process, from
+//! `/proc`: CPU time, peak RSS, and the file-backed part of RSS at exit).
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

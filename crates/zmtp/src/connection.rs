@@ -814,9 +814,8 @@ impl Connection {
         }
     }
 
-    /// Opens one boxed frame (established CURVE) and acts on it.
-    /// Opens a CURVE box: a command is processed, a frame joins the message it belongs to, and a
-    /// complete message is returned.
+    /// Opens one boxed frame (established CURVE): a command is processed, a frame joins the
+    /// message it belongs to, and a complete message is returned.
     fn process_boxed(&mut self, now: Instant, body: &Frame) -> Result<Option<Message>, Error> {
         let cipher = self.cipher.as_mut().expect("boxed mode");
         let (flags, frame) = cipher.decrypt(body)?;
