@@ -126,6 +126,7 @@ pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
 /// use yring::Publish;
 ///
 /// let (mut tx, mut rx) = yring::channel_with::<u64>(1024, Publish::Store);
+/// assert_eq!(rx.publish_mode(), Publish::Store);
 /// tx.push_publish(7).unwrap(); // a plain store: never waits for the consumer's cache lines
 /// assert_eq!(rx.fetch_pop(), Ok(7));
 /// ```
@@ -716,6 +717,16 @@ impl<T> Consumer<T> {
     /// The ring's capacity.
     pub fn capacity(&self) -> usize {
         self.shared.capacity
+    }
+
+    /// How the ring's producer publishes, as chosen at [`channel_with`]. With
+    /// [`Publish::Store`], a wait that [`poll_fetch`](Self::poll_fetch) cannot confirm at once
+    /// costs a barrier ([`confirm_waits`]).
+    pub fn publish_mode(&self) -> Publish {
+        match self.shared.mode {
+            Mode::Swap => Publish::Swap,
+            Mode::StoreAsymmetric | Mode::StoreFenced => Publish::Store,
+        }
     }
 
     /// Items fetched and not yet popped.
