@@ -313,7 +313,12 @@ pub(crate) fn render(r: &Results) -> String {
          messages per run as the others (it is some 30 times slower there).\n\
          - A cell `-` means the implementation does not play that case (zmq.rs has no inproc \
          and sits out the long memory run; the raw ceiling has no PUB/SUB); `failed` means \
-         every round failed (see the JSON).\n\n",
+         every round failed (see the JSON).\n\
+         - Per-operation costs have criterion micro-benchmarks in their crates: `cargo bench -p \
+         omq-zmtp` (encoding, decoding, CURVE's boxes, building and cloning messages), `cargo \
+         bench -p yring` and `cargo bench -p blume` (the channels, against rtrb, crossbeam, \
+         flume, std and tokio). What was changed for speed, and what each change measured, is \
+         in `doc/performance.md`.\n\n",
         mode = r.mode,
         flag = if r.mode == "quick" { " --quick" } else { "" },
         date = m.date,

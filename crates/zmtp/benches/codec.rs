@@ -1,5 +1,6 @@
 //! Encode and decode throughput of the codec, per message, at 8 B, 128 B, 1 KiB and 64 KiB, single
-//! and three-part, and of CURVE's boxes at 16 B and 16 KiB. Run with `cargo bench -p omq-zmtp`.
+//! and three-part, of CURVE's boxes at 16 B and 16 KiB, and the cost of building and cloning a
+//! `Message` on each side of the inline size. Run with `cargo bench -p omq-zmtp`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -7,8 +8,8 @@ use std::time::Instant;
 use bytes::{Buf, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use omq_zmtp::{
-    Config, Connection, CurveConfig, CurveKeyPair, Decoded, Decoder, Limits, Mechanism, Message,
-    SocketType, WriteBuf,
+    Config, Connection, CurveConfig, CurveKeyPair, Decoded, Decoder, INLINE_CAPACITY, Limits,
+    Mechanism, Message, SocketType, WriteBuf,
 };
 
 const BATCH: usize = 1000;
@@ -191,5 +192,32 @@ fn curve(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encode, decode, curve);
+/// Building a message from a slice (inline up to `INLINE_CAPACITY`, one allocation above),
+/// cloning one (a copy inline, a reference count above), and building a three-part one.
+fn message_construction(c: &mut Criterion) {
+    let mut g = c.benchmark_group("message");
+    let sizes = [8, INLINE_CAPACITY, INLINE_CAPACITY + 1, 1024, 64 * 1024];
+    for size in sizes {
+        let data = vec![0xA5u8; size];
+        g.bench_function(format!("from_slice/{}", label(size, 1)), |b| {
+            b.iter(|| Message::from(black_box(&data[..])))
+        });
+        let m = Message::from(&data[..]);
+        g.bench_function(format!("clone/{}", label(size, 1)), |b| {
+            b.iter(|| black_box(&m).clone())
+        });
+        g.bench_function(format!("push/{}", label(size, 3)), |b| {
+            b.iter(|| {
+                let mut m = Message::new();
+                for _ in 0..3 {
+                    m.push(black_box(&data[..]));
+                }
+                m
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, encode, decode, curve, message_construction);
 criterion_main!(benches);
