@@ -371,7 +371,7 @@ pub(crate) fn render(r: &Results) -> String {
              Every implementation's sender builds a new message per send with the payload's \
              bytes copied in, which the receiving thread frees (omq: `Message::from(&bytes[..])`; \
              libzmq: `zmq_msg_init_size` and a copy; `remote_thr` leaves the bytes unwritten). \
-             Above omq's inline size (62 B) both then run at the rate of the allocator's frees \
+             Above omq's inline size (63 B) both then run at the rate of the allocator's frees \
              from another thread, not of the transport (`doc/performance.md`, \"inproc with a \
              fresh message per send\").\n"
         );

@@ -373,12 +373,16 @@ impl Core {
         }
         // The cursor is at most `n` (one past the last peer used), unless peers left since.
         let idx = if st.rr < n { st.rr } else { 0 };
-        let Some(m) = msg.take() else {
+        let Some(m) = msg.as_mut() else {
             return false;
         };
-        match st.out[idx].tx.push_publish(m) {
+        // `take` on the message itself, not on the `Option`: it moves all 64 bytes of a
+        // single-frame message as one value, where `Option::take` stored the tag byte and the
+        // rest apart, and the move into the pipe's slot then waited for those stores.
+        match st.out[idx].tx.push_publish(std::mem::take(m)) {
             Ok(()) => {
                 st.rr = idx + 1;
+                *msg = None;
                 true
             }
             Err(yring::PushError::Full(m) | yring::PushError::Disconnected(m)) => {
