@@ -376,13 +376,18 @@ impl Core {
         let Some(m) = msg.as_mut() else {
             return false;
         };
-        // `take` on the message itself, not on the `Option`: it moves all 64 bytes of a
-        // single-frame message as one value, where `Option::take` stored the tag byte and the
-        // rest apart, and the move into the pipe's slot then waited for those stores.
-        match st.out[idx].tx.push_publish(std::mem::take(m)) {
+        // The message is moved out of the `Option` whole, with a placeholder (an empty inline
+        // frame, whose drop is nothing) left in its place: `Option::take` stored the tag byte
+        // and the other 63 bytes apart, and the move into the pipe's slot then waited for those
+        // stores.
+        match st.out[idx]
+            .tx
+            .push_publish(std::mem::replace(m, Message::single(Frame::new())))
+        {
             Ok(()) => {
                 st.rr = idx + 1;
-                *msg = None;
+                // The placeholder needs no drop: forgetting it spares re-reading its tag.
+                std::mem::forget(msg.take());
                 true
             }
             Err(yring::PushError::Full(m) | yring::PushError::Disconnected(m)) => {
