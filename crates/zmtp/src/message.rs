@@ -87,7 +87,7 @@ impl Inline {
 }
 
 impl Clone for Frame {
-    /// An inline frame is copied whole (see [`Inline`]); a shared one shares its buffer.
+    /// An inline frame is copied whole, as one 64-byte value; a shared one shares its buffer.
     #[inline]
     fn clone(&self) -> Self {
         let repr = match &self.repr {
