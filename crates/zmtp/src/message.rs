@@ -139,12 +139,7 @@ impl Frame {
         debug_assert!(data.len() <= INLINE_CAPACITY);
         let mut buf = [0; INLINE_CAPACITY];
         buf[..data.len()].copy_from_slice(data);
-        Self {
-            repr: FrameRepr::Inline(Inline {
-                buf,
-                len: INLINE_LENS[data.len()],
-            }),
-        }
+        Self::inline_from_window(&buf, data.len())
     }
 
     /// An inline frame holding `window[..len]`, where `window` is exactly [`INLINE_CAPACITY`]
