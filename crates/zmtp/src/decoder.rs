@@ -65,8 +65,9 @@ pub enum Decoded {
 pub(crate) trait Input {
     fn chunk(&self) -> &[u8];
     fn skip(&mut self, n: usize);
-    /// Takes the next `n` bytes as `Bytes` (zero-copy where the input allows it).
-    fn take(&mut self, n: usize) -> Bytes;
+    /// Skips `skip` bytes, then takes the next `n` as `Bytes` (zero-copy where the input allows
+    /// it).
+    fn take(&mut self, skip: usize, n: usize) -> Bytes;
 }
 
 impl Input for &[u8] {
@@ -81,8 +82,8 @@ impl Input for &[u8] {
     }
 
     #[inline]
-    fn take(&mut self, n: usize) -> Bytes {
-        let (head, tail) = self.split_at(n);
+    fn take(&mut self, skip: usize, n: usize) -> Bytes {
+        let (head, tail) = self[skip..].split_at(n);
         *self = tail;
         Bytes::copy_from_slice(head)
     }
@@ -99,9 +100,13 @@ impl Input for BytesMut {
         bytes::Buf::advance(self, n);
     }
 
+    /// One cut of the buffer for header and body, the header then dropped from the frozen
+    /// `Bytes`: advancing a `BytesMut` costs several times what advancing a `Bytes` does.
     #[inline]
-    fn take(&mut self, n: usize) -> Bytes {
-        self.split_to(n).freeze()
+    fn take(&mut self, skip: usize, n: usize) -> Bytes {
+        let mut frame = self.split_to(skip + n).freeze();
+        bytes::Buf::advance(&mut frame, skip);
+        frame
     }
 }
 
@@ -301,8 +306,7 @@ impl Decoder {
             input.skip(total);
             frame
         } else {
-            input.skip(header.header_len);
-            Frame::from_bytes(input.take(len))
+            Frame::from_bytes(input.take(header.header_len, len))
         };
         self.needed = 1;
         Ok(Some((header, frame)))
