@@ -827,7 +827,13 @@ impl Core {
     pub(crate) fn recv_poll(&self, cx: Option<&mut Context<'_>>) -> Poll<Result<Message, Error>> {
         let mut st = self.lock();
         if self.passthrough && !st.closed {
-            if let Some(m) = self.next_queued(&mut st) {
+            if self.socket_type != SocketType::Sub {
+                // The message goes from the pipe's slot into the result as one value: no
+                // `Option` around it for this function to look into on the way.
+                if let Some(idx) = Self::ready_fair(&mut st) {
+                    return Poll::Ready(Ok(st.inp[idx].rx.pop_fetched()));
+                }
+            } else if let Some(m) = self.next_queued(&mut st) {
                 return Poll::Ready(Ok(m));
             }
         }
@@ -1037,24 +1043,32 @@ impl Core {
     /// removed.
     #[inline(always)]
     fn pop_fair(st: &mut State) -> Option<(usize, Message)> {
+        let idx = Self::ready_fair(st)?;
+        Some((idx, st.inp[idx].rx.pop_fetched()))
+    }
+
+    /// The index in `st.inp` of the next peer in fair-queue order with a message fetched and
+    /// ready to pop; the cursor moves past that peer. Peers found gone are removed.
+    #[inline(always)]
+    fn ready_fair(st: &mut State) -> Option<usize> {
         let mut tried = 0;
         while tried < st.inp.len() {
             let mut idx = st.fq + tried;
             if idx >= st.inp.len() {
                 idx -= st.inp.len();
             }
-            match st.inp[idx].rx.fetch_pop() {
-                Ok(m) => {
-                    st.fq = idx + 1;
-                    return Some((idx, m));
+            let rx = &mut st.inp[idx].rx;
+            if !rx.is_empty() || rx.fetch() > 0 {
+                st.fq = idx + 1;
+                return Some(idx);
+            }
+            if rx.is_drained() {
+                st.inp.remove(idx);
+                if st.fq > idx {
+                    st.fq -= 1;
                 }
-                Err(yring::PopError::Empty) => tried += 1,
-                Err(_) => {
-                    st.inp.remove(idx);
-                    if st.fq > idx {
-                        st.fq -= 1;
-                    }
-                }
+            } else {
+                tried += 1;
             }
         }
         None

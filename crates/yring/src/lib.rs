@@ -808,6 +808,30 @@ impl<T> Consumer<T> {
         value
     }
 
+    /// Pops a fetched item, for a caller that knows one is there (from [`fetch`](Self::fetch)'s
+    /// count or [`is_empty`](Self::is_empty)).
+    ///
+    /// The item comes back as itself, not in an `Option` or `Result` that the caller then has
+    /// to look into: for a large `T` whose enum tag shares a byte with its data, that look makes
+    /// the compiler copy the item in pieces.
+    ///
+    /// # Panics
+    ///
+    /// If no fetched item is left to pop.
+    #[inline(always)]
+    pub fn pop_fetched(&mut self) -> T {
+        assert!(self.head != self.cached_tail, "no fetched item to pop");
+        self.take_head()
+    }
+
+    /// Whether the producer was gone at the last [`fetch`](Self::fetch) and every item it
+    /// published has been popped: nothing more will come. ([`is_abandoned`](Self::is_abandoned)
+    /// looks at the producer now, so items published just before it left may still be unfetched.)
+    #[inline]
+    pub fn is_drained(&self) -> bool {
+        self.producer_gone && self.is_empty()
+    }
+
     /// Pops one item, fetching first if nothing fetched is left.
     #[inline]
     pub fn fetch_pop(&mut self) -> Result<T, PopError> {
@@ -1116,6 +1140,35 @@ mod tests {
         assert!(rx.is_abandoned());
         assert_eq!(rx.fetch_pop(), Ok(1));
         assert_eq!(rx.fetch_pop(), Err(PopError::Disconnected));
+    }
+
+    #[test]
+    fn pop_fetched_takes_fetched_items_and_drained_waits_for_the_fetch() {
+        let (mut tx, mut rx) = channel(4);
+        tx.push_publish(1).unwrap();
+        tx.push_publish(2).unwrap();
+        assert_eq!(rx.fetch(), 2);
+        assert_eq!(rx.pop_fetched(), 1);
+        tx.push(3).unwrap();
+        drop(tx); // publishes 3
+        // The producer is gone, but only a fetch tells: 2 and 3 are still to come.
+        assert!(rx.is_abandoned());
+        assert!(!rx.is_drained());
+        assert_eq!(rx.pop_fetched(), 2);
+        assert!(!rx.is_drained());
+        assert_eq!(rx.fetch(), 1);
+        assert!(!rx.is_drained());
+        assert_eq!(rx.pop_fetched(), 3);
+        assert!(rx.is_drained());
+    }
+
+    #[test]
+    #[should_panic(expected = "no fetched item")]
+    fn pop_fetched_with_nothing_fetched_panics() {
+        let (mut tx, mut rx) = channel(4);
+        tx.push_publish(1).unwrap();
+        // Published, not fetched.
+        rx.pop_fetched();
     }
 
     #[test]
