@@ -200,15 +200,15 @@ impl Engine {
         // message the pipe has no room for (or that waits behind one already stalled, or behind
         // an event such as the handshake's): the rest stays in `buf` until `input_pending` says
         // to feed it again, so what waits is bounded by the read buffer.
-        let (core, pipes) = (&self.core, &mut self.pipes);
-        let stalled = self.stalled.is_some();
-        let r = self.conn.handle_read_buf_with(now, buf, |m| {
-            if stalled {
-                Err(m)
-            } else {
-                deliver(core, pipes, m)
-            }
-        });
+        // Two sinks, not one that looks at `stalled` per message: the message is then built
+        // where `deliver` pushes it, rather than on the stack first for either branch to copy.
+        let r = if self.stalled.is_some() {
+            self.conn.handle_read_buf_with(now, buf, Err)
+        } else {
+            let (core, pipes) = (&self.core, &mut self.pipes);
+            self.conn
+                .handle_read_buf_with(now, buf, |m| deliver(core, pipes, m))
+        };
         self.input_pending = matches!(r, Ok(true));
         // What was decoded before an error is delivered: those messages were valid. (Decoding
         // pauses where the pipe fills, so an error is reached only once all before it are in.)

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use crate::command::{Command, MAX_GROUP_LEN};
-use crate::decoder::{Decoded, Decoder, Input, Limits};
+use crate::decoder::{Decoded, Decoder, Input, Limits, Stop};
 use crate::encoder::WriteBuf;
 use crate::error::{Error, ProtocolError, UsageError};
 use crate::greeting::{GREETING_LEN, Greeting, STAGE1_LEN, Version};
@@ -735,19 +735,37 @@ impl Connection {
             self.process_greeting(now, input)?;
         }
         loop {
-            let msg = match self.decoder.decode(input)? {
-                None => return Ok(false),
-                Some(Decoded::Message(msg)) => msg,
-                Some(Decoded::Command(body)) if self.cipher.is_some() => {
-                    match self.process_boxed(now, &body)? {
-                        Some(msg) => msg,
-                        None => continue,
+            let body = if let Some(sink) = &mut sink {
+                // Data messages go from the decoder straight to the sink, unless events queued
+                // before them must come first.
+                let events = &self.events;
+                let mut deliver = |m| if events.is_empty() { sink(m) } else { Err(m) };
+                match self.decoder.decode_into(input, &mut deliver)? {
+                    Stop::Input => return Ok(false),
+                    Stop::Declined(msg) => {
+                        self.events.push_back(Event::Message(msg));
+                        return Ok(true);
                     }
+                    Stop::Command(body) => body,
                 }
-                Some(Decoded::Command(body)) => {
-                    self.process_command(now, &body)?;
-                    continue;
+            } else {
+                match self.decoder.decode(input)? {
+                    None => return Ok(false),
+                    Some(Decoded::Message(msg)) => {
+                        self.events.push_back(Event::Message(msg));
+                        continue;
+                    }
+                    Some(Decoded::Command(body)) => body,
                 }
+            };
+            let msg = if self.cipher.is_some() {
+                match self.process_boxed(now, &body)? {
+                    Some(msg) => msg,
+                    None => continue,
+                }
+            } else {
+                self.process_command(now, &body)?;
+                continue;
             };
             let Some(sink) = &mut sink else {
                 self.events.push_back(Event::Message(msg));

@@ -61,6 +61,16 @@ pub enum Decoded {
     Command(Frame),
 }
 
+/// Where [`Decoder::decode_into`] stopped.
+pub(crate) enum Stop {
+    /// The input holds no complete frame.
+    Input,
+    /// The sink gave this message back.
+    Declined(Message),
+    /// A command frame's body (any frame's, boxed).
+    Command(Frame),
+}
+
 /// A contiguous input the decoder can take frames from.
 pub(crate) trait Input {
     fn chunk(&self) -> &[u8];
@@ -277,12 +287,88 @@ impl Decoder {
         }
     }
 
+    /// Decodes data messages from `input` straight into `sink`, until the input runs out, a
+    /// command frame comes (or any frame, boxed), or `sink` gives a message back.
+    ///
+    /// Each message is built where it is handed to `sink` and never travels inside a
+    /// [`Decoded`] or an `Option`: looking into such an enum makes the compiler copy the message
+    /// in pieces at odd offsets, and the whole-value loads of the next move then wait for those
+    /// stores to reach the cache.
+    #[inline]
+    pub(crate) fn decode_into<I, F>(
+        &mut self,
+        input: &mut I,
+        sink: &mut F,
+    ) -> Result<Stop, ProtocolError>
+    where
+        I: Input,
+        F: FnMut(Message) -> Result<(), Message>,
+    {
+        loop {
+            // The fast path of `decode`: a complete single-frame message of at most
+            // INLINE_CAPACITY bytes.
+            if self.small_frames_fit && self.parts.is_empty() {
+                let data = input.chunk();
+                if let Some(&[flags, len]) = data.first_chunk::<2>() {
+                    let len = usize::from(len);
+                    if flags & (FLAG_MORE | FLAG_LONG | FLAG_COMMAND) == 0 && len <= INLINE_CAPACITY
+                    {
+                        if data.len() < 2 + len {
+                            self.needed = 2 + len;
+                            return Ok(Stop::Input);
+                        }
+                        let frame = small_frame(data, 2, len);
+                        input.skip(2 + len);
+                        if let Err(m) = sink(Message::single(frame)) {
+                            return Ok(Stop::Declined(m));
+                        }
+                        continue;
+                    }
+                }
+            }
+            let Some(header) = self.next_header(input)? else {
+                return Ok(Stop::Input);
+            };
+            let frame = self.take_frame(input, &header);
+            if header.is_command() || self.boxed {
+                return Ok(Stop::Command(frame));
+            }
+            if header.more() {
+                self.parts_size += frame.len() as u64;
+                self.parts.push(frame);
+                continue;
+            }
+            let msg = if self.parts.is_empty() {
+                Message::single(frame)
+            } else {
+                let mut parts = std::mem::take(&mut self.parts);
+                parts.push(frame);
+                self.parts_size = 0;
+                Message::from(parts)
+            };
+            if let Err(m) = sink(msg) {
+                return Ok(Stop::Declined(m));
+            }
+        }
+    }
+
     /// Takes one complete frame off `input`, checking every limit on the header first.
     #[inline]
     fn next_frame<I: Input>(
         &mut self,
         input: &mut I,
     ) -> Result<Option<(FrameHeader, Frame)>, ProtocolError> {
+        let Some(header) = self.next_header(input)? else {
+            return Ok(None);
+        };
+        let frame = self.take_frame(input, &header);
+        Ok(Some((header, frame)))
+    }
+
+    /// The next frame's header, checked against every limit, once the whole frame is in
+    /// `input`; `Ok(None)` (and [`bytes_needed`](Self::bytes_needed) set) until then.
+    #[inline]
+    fn next_header<I: Input>(&mut self, input: &I) -> Result<Option<FrameHeader>, ProtocolError> {
         let data = input.chunk();
         let Some(header) = FrameHeader::parse(data)? else {
             self.needed = if data.first().is_some_and(|f| f & FLAG_LONG != 0) {
@@ -301,15 +387,23 @@ impl Decoder {
             self.needed = total;
             return Ok(None);
         }
-        let frame = if len <= INLINE_CAPACITY {
-            let frame = small_frame(data, header.header_len, len);
-            input.skip(total);
+        Ok(Some(header))
+    }
+
+    /// Takes the frame that `header` (from [`next_header`](Self::next_header): checked, and
+    /// all in `input`) announced off `input`.
+    #[inline]
+    fn take_frame<I: Input>(&mut self, input: &mut I, header: &FrameHeader) -> Frame {
+        // The whole frame is in memory, so its length fits.
+        let len = header.len as usize;
+        self.needed = 1;
+        if len <= INLINE_CAPACITY {
+            let frame = small_frame(input.chunk(), header.header_len, len);
+            input.skip(header.header_len + len);
             frame
         } else {
             Frame::from_bytes(input.take(header.header_len, len))
-        };
-        self.needed = 1;
-        Ok(Some((header, frame)))
+        }
     }
 
     #[inline]
