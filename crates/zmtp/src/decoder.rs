@@ -243,48 +243,18 @@ impl Decoder {
         self.decode(buf)
     }
 
+    /// The next message or command: [`decode_into`](Self::decode_into) with a sink that gives
+    /// the first message back.
     #[inline]
     pub(crate) fn decode<I: Input>(
         &mut self,
         input: &mut I,
     ) -> Result<Option<Decoded>, ProtocolError> {
-        // Fast path: a complete single-frame message of at most INLINE_CAPACITY bytes, when no
-        // limit can refuse a frame that small.
-        if self.small_frames_fit && self.parts.is_empty() {
-            let data = input.chunk();
-            if let Some(&[flags, len]) = data.first_chunk::<2>() {
-                let len = usize::from(len);
-                if flags & (FLAG_MORE | FLAG_LONG | FLAG_COMMAND) == 0 && len <= INLINE_CAPACITY {
-                    if data.len() < 2 + len {
-                        self.needed = 2 + len;
-                        return Ok(None);
-                    }
-                    let frame = small_frame(data, 2, len);
-                    input.skip(2 + len);
-                    return Ok(Some(Decoded::Message(Message::single(frame))));
-                }
-            }
-        }
-        loop {
-            let Some((header, frame)) = self.next_frame(input)? else {
-                return Ok(None);
-            };
-            if header.is_command() || self.boxed {
-                return Ok(Some(Decoded::Command(frame)));
-            }
-            if header.more() {
-                self.parts_size += frame.len() as u64;
-                self.parts.push(frame);
-                continue;
-            }
-            if self.parts.is_empty() {
-                return Ok(Some(Decoded::Message(Message::single(frame))));
-            }
-            let mut parts = std::mem::take(&mut self.parts);
-            parts.push(frame);
-            self.parts_size = 0;
-            return Ok(Some(Decoded::Message(Message::from(parts))));
-        }
+        Ok(match self.decode_into(input, &mut Err)? {
+            Stop::Input => None,
+            Stop::Declined(msg) => Some(Decoded::Message(msg)),
+            Stop::Command(body) => Some(Decoded::Command(body)),
+        })
     }
 
     /// Decodes data messages from `input` straight into `sink`, until the input runs out, a
@@ -305,8 +275,8 @@ impl Decoder {
         F: FnMut(Message) -> Result<(), Message>,
     {
         loop {
-            // The fast path of `decode`: a complete single-frame message of at most
-            // INLINE_CAPACITY bytes.
+            // Fast path: a complete single-frame message of at most INLINE_CAPACITY bytes,
+            // when no limit can refuse a frame that small.
             if self.small_frames_fit && self.parts.is_empty() {
                 let data = input.chunk();
                 if let Some(&[flags, len]) = data.first_chunk::<2>() {
@@ -350,19 +320,6 @@ impl Decoder {
                 return Ok(Stop::Declined(m));
             }
         }
-    }
-
-    /// Takes one complete frame off `input`, checking every limit on the header first.
-    #[inline]
-    fn next_frame<I: Input>(
-        &mut self,
-        input: &mut I,
-    ) -> Result<Option<(FrameHeader, Frame)>, ProtocolError> {
-        let Some(header) = self.next_header(input)? else {
-            return Ok(None);
-        };
-        let frame = self.take_frame(input, &header);
-        Ok(Some((header, frame)))
     }
 
     /// The next frame's header, checked against every limit, once the whole frame is in
