@@ -833,7 +833,7 @@ impl Core {
                 if let Some(idx) = Self::ready_fair(&mut st) {
                     return Poll::Ready(Ok(st.inp[idx].rx.pop_fetched()));
                 }
-            } else if let Some(m) = self.next_queued(&mut st) {
+            } else if let Some(m) = self.next_subscribed(&mut st) {
                 return Poll::Ready(Ok(m));
             }
         }
@@ -1021,20 +1021,17 @@ impl Core {
         Some((p.id, idx, m))
     }
 
-    /// The next message in fair-queue order, as it arrived: the fast path of the socket types
-    /// whose `recv` adds no envelope and keeps no state (see `passthrough`). SUB drops what
-    /// matches none of its subscriptions, as [`recv_ready`](Self::recv_ready) does.
+    /// SUB's receive fast path (see `passthrough`): the next message in fair-queue order that
+    /// matches a subscription; the others are dropped, as [`recv_ready`](Self::recv_ready) does.
+    /// The other passthrough types take theirs in `recv_poll` itself.
     #[inline]
-    fn next_queued(&self, st: &mut State) -> Option<Message> {
+    fn next_subscribed(&self, st: &mut State) -> Option<Message> {
         loop {
             let (_, m) = Self::pop_fair(st)?;
-            if self.socket_type == SocketType::Sub {
-                let topic = m.first().map_or(&[][..], |f| f.as_slice());
-                if !st.subs.matches(topic) {
-                    continue;
-                }
+            let topic = m.first().map_or(&[][..], |f| f.as_slice());
+            if st.subs.matches(topic) {
+                return Some(m);
             }
-            return Some(m);
         }
     }
 
