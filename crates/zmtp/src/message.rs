@@ -37,7 +37,14 @@ enum FrameRepr {
 /// the 16-byte loads of the moves that followed could not take their bytes from those stores
 /// until they had reached the cache: a bare ring moving clones of one 8-byte message between two
 /// threads ran at 16 M/s, and at 26 M/s with whole copies.
+///
+/// `repr(C)` keeps the length, and so every variant's tag, in the last byte. Left to itself the
+/// compiler put it first, and where code had matched on the tag the move that followed copied
+/// the tag on its own and the 63 bytes after it, from offset 1, in stores of 16, 4, 2, 1, 8, 1
+/// and 16 bytes, which no 16-byte load could be forwarded from. With the tag last, the bytes
+/// before it start aligned and are copied in whole 16-byte pieces.
 #[derive(Clone, Copy)]
+#[repr(C)]
 struct Inline {
     buf: [u8; INLINE_CAPACITY],
     len: InlineLen,
