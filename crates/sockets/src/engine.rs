@@ -172,7 +172,8 @@ impl Engine {
     /// socket's user has dropped every message in them: the engine keeps up to four such
     /// buffers (8 MiB together), so that a stream of large messages does not make the
     /// allocator return memory to the kernel and fault it back in per message. Once the
-    /// connection has had frames of a size, the next one gets its room at once.
+    /// connection has had frames of a size, the next one gets its room at once. Smaller
+    /// frames reuse the read buffers they were read into the same way (up to four of them).
     pub fn reserve_read(&mut self, buf: &mut BytesMut, chunk: usize) {
         self.spares.reserve(buf, self.conn.bytes_needed(), chunk);
     }
@@ -581,6 +582,13 @@ const MAX_SPARES: usize = 4;
 /// ...holding at most this many bytes together.
 const MAX_SPARE_BYTES: usize = 8 * 1024 * 1024;
 
+/// At most this many read buffers of small frames are kept per connection (some 270 KiB
+/// together with the drivers' 64 KiB reads).
+const MAX_SMALL_SPARES: usize = 4;
+/// A new read buffer for small frames gets this much room beyond what it is allocated for, so
+/// that it can be reused with the start of a frame already in it.
+const SMALL_SLACK: usize = 4 * 1024;
+
 /// The read buffers of large frames, kept for the frames after them.
 ///
 /// The codec hands a frame to the socket as a view of the read buffer it was read into, so
@@ -590,10 +598,18 @@ const MAX_SPARE_BYTES: usize = 8 * 1024 * 1024;
 /// faulted in page by page. At 1 MiB per message over tcp that was half the transfer's time.
 /// The engine keeps the buffers it moves away from (a few, bounded in bytes) and reads the
 /// next large frame into one whose messages are all gone.
+///
+/// Small frames that are not copied inline share their read buffer the same way, some
+/// hundreds to a buffer: while any of them waits in the receive pipe, the next read needs
+/// another buffer. Those are kept too, a few per connection, and reused once their messages
+/// are gone; allocated anew, every 64 KiB buffer went back to glibc, which returned the top of
+/// its heap to the kernel (beyond 128 KiB) and faulted it back in on the next allocation.
 #[derive(Debug, Default)]
 struct Spares {
     /// Empty views of earlier read buffers, each with its buffer's size, largest first.
     bufs: Vec<(BytesMut, usize)>,
+    /// Empty views of earlier read buffers of small frames, oldest first.
+    small: Vec<BytesMut>,
     /// The size of the current read buffer (0 for the first, small, one).
     current: usize,
     /// Buffers allocated so far.
@@ -618,12 +634,7 @@ impl Spares {
             return;
         }
         if need < SPARE_MIN && self.current < SPARE_MIN {
-            // Small frames in a small buffer: the growth policy is `BytesMut`'s.
-            let before = buf.as_ptr();
-            buf.reserve(target - len);
-            if buf.as_ptr() != before {
-                self.current = buf.capacity();
-            }
+            self.reserve_small(buf, target);
             return;
         }
         if need >= SPARE_MIN {
@@ -656,6 +667,34 @@ impl Spares {
         }
         fresh.extend_from_slice(buf);
         self.replace(buf, fresh, target, need);
+    }
+
+    /// Room for `target` bytes from the start of `buf` while frames are small: in `buf` itself
+    /// if nothing else holds it, else in the oldest kept buffer whose messages are all gone,
+    /// else in a new one (with some slack, so that it can be reused with a partial frame at its
+    /// start). The buffer moved away from is kept, up to [`MAX_SMALL_SPARES`].
+    fn reserve_small(&mut self, buf: &mut BytesMut, target: usize) {
+        let len = buf.len();
+        if buf.try_reclaim(target - len) {
+            return;
+        }
+        let next = match self.small.iter_mut().position(|s| s.try_reclaim(target)) {
+            Some(i) => self.small.remove(i),
+            None => {
+                #[cfg(test)]
+                {
+                    self.allocated += 1;
+                }
+                BytesMut::with_capacity(target + SMALL_SLACK)
+            }
+        };
+        let mut old = std::mem::replace(buf, next);
+        buf.extend_from_slice(&old);
+        self.current = buf.capacity();
+        if self.small.len() < MAX_SMALL_SPARES {
+            old.clear();
+            self.small.push(old);
+        }
     }
 
     /// Makes `next` (of `size` bytes) the read buffer for a frame of `need` bytes, and keeps
@@ -790,6 +829,46 @@ mod tests {
         );
         let kept: usize = spares.bufs.iter().map(|&(_, s)| s).sum();
         assert!(spares.bufs.len() <= MAX_SPARES && kept <= MAX_SPARE_BYTES);
+    }
+
+    #[test]
+    fn small_frames_reuse_the_buffers_of_dropped_ones() {
+        let mut spares = Spares::default();
+        let mut b = BytesMut::with_capacity(CHUNK);
+        let size = 1000;
+        // The user holds the last 100 messages (a receive pipe's worth), and a partial frame
+        // is left in the buffer whenever it fills.
+        let mut held = std::collections::VecDeque::new();
+        for _ in 0..10_000 {
+            if b.capacity() - b.len() < size {
+                b.resize(b.len() + 10, 7);
+                spares.reserve(&mut b, size, CHUNK);
+                assert!(b.capacity() - b.len() >= CHUNK);
+                b.truncate(b.len() - 10);
+            }
+            b.resize(b.len() + size, 7);
+            held.push_back(b.split_to(size).freeze());
+            if held.len() > 100 {
+                held.pop_front();
+            }
+        }
+        // 10 MB through a few buffers, not one per 64 KiB.
+        assert!(
+            spares.allocated <= MAX_SMALL_SPARES,
+            "{} allocations",
+            spares.allocated
+        );
+        assert!(spares.small.len() <= MAX_SMALL_SPARES);
+        // Held frames never share memory with a frame read after them.
+        for (i, f) in held.iter().enumerate() {
+            for g in held.iter().skip(i + 1) {
+                let (a, c) = (f.as_ptr() as usize, g.as_ptr() as usize);
+                assert!(
+                    a + f.len() <= c || c + g.len() <= a,
+                    "two live frames overlap"
+                );
+            }
+        }
     }
 
     #[test]
