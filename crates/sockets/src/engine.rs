@@ -582,12 +582,12 @@ const MAX_SPARES: usize = 4;
 /// ...holding at most this many bytes together.
 const MAX_SPARE_BYTES: usize = 8 * 1024 * 1024;
 
-/// At most this many read buffers of small frames are kept per connection (some 270 KiB
-/// together with the drivers' 64 KiB reads).
+/// At most this many read buffers of small frames are kept per connection (each a read's
+/// room and [`SMALL_SLACK`]: 72 KiB with the drivers' 64 KiB reads).
 const MAX_SMALL_SPARES: usize = 4;
-/// A new read buffer for small frames gets this much room beyond what it is allocated for, so
-/// that it can be reused with the start of a frame already in it.
-const SMALL_SLACK: usize = 4 * 1024;
+/// Read buffers of small frames all have this much room beyond a read's, for the start of the
+/// next frame carried over from the last buffer; a longer start grows the buffer instead.
+const SMALL_SLACK: usize = 8 * 1024;
 
 /// The read buffers of large frames, kept for the frames after them.
 ///
@@ -634,7 +634,17 @@ impl Spares {
             return;
         }
         if need < SPARE_MIN && self.current < SPARE_MIN {
-            self.reserve_small(buf, target);
+            if len <= SMALL_SLACK {
+                // At most the start of a frame to carry over: a buffer of the one small size.
+                self.reserve_small(buf, chunk + SMALL_SLACK);
+                return;
+            }
+            // The rest of a mid-sized frame: the growth policy is `BytesMut`'s.
+            let before = buf.as_ptr();
+            buf.reserve(target - len);
+            if buf.as_ptr() != before {
+                self.current = buf.capacity();
+            }
             return;
         }
         if need >= SPARE_MIN {
@@ -669,29 +679,28 @@ impl Spares {
         self.replace(buf, fresh, target, need);
     }
 
-    /// Room for `target` bytes from the start of `buf` while frames are small: in `buf` itself
-    /// if nothing else holds it, else in the oldest kept buffer whose messages are all gone,
-    /// else in a new one (with some slack, so that it can be reused with a partial frame at its
-    /// start). The buffer moved away from is kept, up to [`MAX_SMALL_SPARES`].
-    fn reserve_small(&mut self, buf: &mut BytesMut, target: usize) {
-        let len = buf.len();
-        if buf.try_reclaim(target - len) {
+    /// A read buffer of `size` bytes (the one size of small buffers) with what `buf` holds at
+    /// its start: `buf` itself if nothing else holds it any more, else the oldest kept buffer
+    /// whose messages are all gone, else a new one. A buffer of that size moved away from is
+    /// kept, up to [`MAX_SMALL_SPARES`]; one size for all means any of them fits.
+    fn reserve_small(&mut self, buf: &mut BytesMut, size: usize) {
+        if buf.try_reclaim(size - buf.len()) {
             return;
         }
-        let next = match self.small.iter_mut().position(|s| s.try_reclaim(target)) {
+        let next = match self.small.iter_mut().position(|s| s.try_reclaim(size)) {
             Some(i) => self.small.remove(i),
             None => {
                 #[cfg(test)]
                 {
                     self.allocated += 1;
                 }
-                BytesMut::with_capacity(target + SMALL_SLACK)
+                BytesMut::with_capacity(size)
             }
         };
         let mut old = std::mem::replace(buf, next);
         buf.extend_from_slice(&old);
-        self.current = buf.capacity();
-        if self.small.len() < MAX_SMALL_SPARES {
+        if std::mem::replace(&mut self.current, size) == size && self.small.len() < MAX_SMALL_SPARES
+        {
             old.clear();
             self.small.push(old);
         }
