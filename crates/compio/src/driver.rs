@@ -23,6 +23,11 @@ const READ_CHUNK: usize = 64 * 1024;
 const REFILL_BELOW: usize = 64 * 1024;
 /// Loop turns with progress before the task yields to the runtime.
 const BUDGET: u32 = 64;
+/// A read of at least this much means the peer is streaming...
+const STREAMING_READ: usize = READ_CHUNK / 2;
+/// ...and for this long after it, the task yields and comes back while its next read is in
+/// flight, rather than let the thread wait in the kernel for it.
+const READ_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
 
 type Op<T> = Pin<Box<dyn Future<Output = T>>>;
 /// An in-flight read: gives back the read half, the result and the buffer.
@@ -53,6 +58,8 @@ struct Driver<'a, S: Half> {
     goodbye_until: Option<(Instant, Op<()>)>,
     /// After a failure: how long the farewell may take to write.
     flush_until: Option<Instant>,
+    /// Until when the task yields rather than wait for a read (see [`READ_SPIN`]).
+    spin_until: Option<Instant>,
 }
 
 /// How long a failed connection's farewell (an ERROR command) may take to write.
@@ -72,6 +79,7 @@ pub(crate) async fn run<S: Half>(read_half: S, write_half: S, engine: &mut Engin
         shutdown_op: None,
         goodbye_until: None,
         flush_until: None,
+        spin_until: None,
     };
     poll_fn(|cx| d.poll(cx)).await
 }
@@ -195,7 +203,8 @@ impl<S: Half> Driver<'_, S> {
                                 "connection closed by the peer".into(),
                             ));
                         }
-                        Ok(_) => {
+                        Ok(n) => {
+                            self.spin_until = (n >= STREAMING_READ).then(|| now + READ_SPIN);
                             let r = self.engine.handle_read_buf(now, &mut buf);
                             self.reader = Some((half, buf));
                             if let Err(e) = r {
@@ -278,6 +287,11 @@ impl<S: Half> Driver<'_, S> {
             }
 
             if !progress {
+                // While the peer streams, come back after the runtime's other work rather than
+                // sleep: the sender's write that wakes a sleeping reader costs more than this.
+                if self.spin_until.is_some_and(|t| now < t) {
+                    cx.waker().wake_by_ref();
+                }
                 return Poll::Pending;
             }
             budget -= 1;

@@ -20,6 +20,11 @@ const REFILL_BELOW: usize = 64 * 1024;
 const BUDGET: u32 = 8;
 /// iovecs per vectored write.
 const MAX_IOVECS: usize = 64;
+/// A read of at least this much means the peer is streaming...
+const STREAMING_READ: usize = READ_CHUNK / 2;
+/// ...and for this long after it, a read that finds nothing is tried again (the task yields
+/// and comes back) rather than the thread waiting for the socket.
+const READ_SPIN: Duration = Duration::from_micros(20);
 
 struct Driver<'a, S> {
     stream: S,
@@ -34,6 +39,8 @@ struct Driver<'a, S> {
     goodbye_until: Option<Instant>,
     /// The last poll ended because its budget ran out, not because it has to wait.
     out_of_budget: bool,
+    /// Until when an empty read is tried again (see [`READ_SPIN`]).
+    spin_until: Option<Instant>,
 }
 
 /// Runs the connection until it ends; returns why.
@@ -51,6 +58,7 @@ where
         closing: None,
         goodbye_until: None,
         out_of_budget: false,
+        spin_until: None,
     };
     loop {
         let ended = poll_fn(|cx| match d.poll(cx) {
@@ -98,7 +106,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                             "connection closed by the peer".into(),
                         ));
                     }
-                    Poll::Ready(Ok(_)) => {
+                    Poll::Ready(Ok(n)) => {
+                        self.spin_until = (n >= STREAMING_READ).then(|| now + READ_SPIN);
                         if let Err(e) = self.engine.handle_read_buf(now, &mut self.rbuf) {
                             self.flush_best_effort(cx, now);
                             return Poll::Ready(e);
@@ -168,6 +177,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             }
 
             if !progress {
+                // While the peer streams, look again after the runtime's other work rather than
+                // sleep: the sender's write that wakes a sleeping reader costs more than this.
+                if self.spin_until.is_some_and(|t| now < t) {
+                    self.out_of_budget = true;
+                }
                 return Poll::Pending;
             }
             budget -= 1;
