@@ -37,7 +37,8 @@ struct Driver<'a, S> {
     closing: Option<EngineError>,
     /// Our FIN is sent; until when we wait for the peer's.
     goodbye_until: Option<Instant>,
-    /// The last poll ended because its budget ran out, not because it has to wait.
+    /// The last poll ended because its budget ran out, or to read again while the peer
+    /// streams (see [`READ_SPIN`]), not because it has to wait.
     out_of_budget: bool,
     /// Until when an empty read is tried again (see [`READ_SPIN`]).
     spin_until: Option<Instant>,
