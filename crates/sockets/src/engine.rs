@@ -670,11 +670,7 @@ impl Spares {
         if buf.try_reclaim(target - len) {
             return;
         }
-        let mut fresh = BytesMut::with_capacity(target);
-        #[cfg(test)]
-        {
-            self.allocated += 1;
-        }
+        let mut fresh = self.allocate(target);
         fresh.extend_from_slice(buf);
         self.replace(buf, fresh, target, need);
     }
@@ -689,13 +685,7 @@ impl Spares {
         }
         let next = match self.small.iter_mut().position(|s| s.try_reclaim(size)) {
             Some(i) => self.small.remove(i),
-            None => {
-                #[cfg(test)]
-                {
-                    self.allocated += 1;
-                }
-                BytesMut::with_capacity(size)
-            }
+            None => self.allocate(size),
         };
         let mut old = std::mem::replace(buf, next);
         buf.extend_from_slice(&old);
@@ -704,6 +694,15 @@ impl Spares {
             old.clear();
             self.small.push(old);
         }
+    }
+
+    /// A new, empty buffer of `capacity` bytes (counted in tests).
+    fn allocate(&mut self, capacity: usize) -> BytesMut {
+        #[cfg(test)]
+        {
+            self.allocated += 1;
+        }
+        BytesMut::with_capacity(capacity)
     }
 
     /// Makes `next` (of `size` bytes) the read buffer for a frame of `need` bytes, and keeps
@@ -797,6 +796,19 @@ mod tests {
         assert!(b.capacity() - b.len() >= CHUNK);
     }
 
+    /// Asserts that no two of `frames` share memory.
+    fn assert_disjoint(frames: &[Bytes]) {
+        for (i, f) in frames.iter().enumerate() {
+            for g in &frames[i + 1..] {
+                let (a, b) = (f.as_ptr() as usize, g.as_ptr() as usize);
+                assert!(
+                    a + f.len() <= b || b + g.len() <= a,
+                    "two live frames overlap"
+                );
+            }
+        }
+    }
+
     /// Reads one frame of `size` bytes the way a driver does: header and a first chunk, then
     /// the rest, each read after `reserve`. Returns the frame, split off the buffer.
     fn read_frame(spares: &mut Spares, b: &mut BytesMut, size: usize) -> Bytes {
@@ -869,15 +881,7 @@ mod tests {
         );
         assert!(spares.small.len() <= MAX_SMALL_SPARES);
         // Held frames never share memory with a frame read after them.
-        for (i, f) in held.iter().enumerate() {
-            for g in held.iter().skip(i + 1) {
-                let (a, c) = (f.as_ptr() as usize, g.as_ptr() as usize);
-                assert!(
-                    a + f.len() <= c || c + g.len() <= a,
-                    "two live frames overlap"
-                );
-            }
-        }
+        assert_disjoint(held.make_contiguous());
     }
 
     #[test]
@@ -889,15 +893,7 @@ mod tests {
         let frames: Vec<Bytes> = (0..10)
             .map(|_| read_frame(&mut spares, &mut b, size))
             .collect();
-        for (i, f) in frames.iter().enumerate() {
-            for g in &frames[i + 1..] {
-                let (a, b) = (f.as_ptr() as usize, g.as_ptr() as usize);
-                assert!(
-                    a + f.len() <= b || b + g.len() <= a,
-                    "two live frames overlap"
-                );
-            }
-        }
+        assert_disjoint(&frames);
         // Spares beyond the limits are let go.
         assert!(spares.bufs.len() <= MAX_SPARES);
     }
