@@ -14,7 +14,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use compio::BufResult;
 use compio::io::{AsyncReadExt, AsyncWrite};
-use omq_sockets::{Engine, EngineError};
+use omq_sockets::{Engine, EngineError, READ_SPIN, STREAMING_READ};
 use omq_zmtp::WriteBuf;
 
 /// Read at least this much per read operation.
@@ -23,11 +23,6 @@ const READ_CHUNK: usize = 64 * 1024;
 const REFILL_BELOW: usize = 64 * 1024;
 /// Loop turns with progress before the task yields to the runtime.
 const BUDGET: u32 = 64;
-/// A read of at least this much means the peer is streaming...
-const STREAMING_READ: usize = READ_CHUNK / 2;
-/// ...and for this long after it, the task yields and comes back while its next read is in
-/// flight, rather than let the thread wait in the kernel for it.
-const READ_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
 
 type Op<T> = Pin<Box<dyn Future<Output = T>>>;
 /// An in-flight read: gives back the read half, the result and the buffer.

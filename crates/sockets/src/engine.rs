@@ -15,6 +15,15 @@ use crate::zap::{self, ZapExchange, ZapFailure, ZapRequest};
 /// The longest wait for the peer's FIN after a close (see [`Engine::goodbye_until`]).
 pub const GOODBYE: Duration = Duration::from_secs(5);
 
+/// A read of at least this many bytes means the peer is streaming: for [`READ_SPIN`] after it,
+/// a backend's read that finds nothing looks again (its task yields and comes back) rather than
+/// let the thread sleep. Over loopback the sender's write that wakes a sleeping reader costs it
+/// more than that look. Smaller reads (request-reply, a trickle of messages) never spin.
+pub const STREAMING_READ: usize = 32 * 1024;
+
+/// How long after a [`STREAMING_READ`] an empty read looks again instead of sleeping.
+pub const READ_SPIN: Duration = Duration::from_micros(20);
+
 /// Stop filling a write batch once this many bytes are queued in all, payloads written by
 /// reference included: as much as the raw-socket ceiling's writes, so large messages go out in
 /// as few system calls (and wake the reader as few times) as a plain stream's.

@@ -61,7 +61,7 @@ pub mod zap;
 pub use crate::base::{Bind, Connect, MAX_SEND_STREAK, RecvFuture, SendFuture, SocketBase};
 pub use crate::core::{Core, MessageWithPeer, PeerCommand, PeerId, PeerPipes};
 pub use endpoint::{Endpoint, EndpointError, Host, IpcAddr, Port};
-pub use engine::{Engine, EngineError, GOODBYE};
+pub use engine::{Engine, EngineError, GOODBYE, READ_SPIN, STREAMING_READ};
 pub use error::{Error, TrySendError};
 pub use lifecycle::{Connector, EndpointCtl, EndpointState, Endpoints, Step};
 pub use monitor::{Monitor, MonitorEvent};

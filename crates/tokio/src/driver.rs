@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use omq_sockets::{Engine, EngineError};
+use omq_sockets::{Engine, EngineError, READ_SPIN, STREAMING_READ};
 use omq_zmtp::WriteBuf;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
@@ -20,11 +20,6 @@ const REFILL_BELOW: usize = 64 * 1024;
 const BUDGET: u32 = 8;
 /// iovecs per vectored write.
 const MAX_IOVECS: usize = 64;
-/// A read of at least this much means the peer is streaming...
-const STREAMING_READ: usize = READ_CHUNK / 2;
-/// ...and for this long after it, a read that finds nothing is tried again (the task yields
-/// and comes back) rather than the thread waiting for the socket.
-const READ_SPIN: Duration = Duration::from_micros(20);
 
 struct Driver<'a, S> {
     stream: S,
