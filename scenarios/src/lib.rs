@@ -275,7 +275,8 @@ macro_rules! scenario_tests {
             ipc_rebind_keeps_the_new_file
         );
         $crate::scenario_tests!(@network $backend, #[$attr],
-            garbage_peer_does_not_disturb, heartbeat_drops_silent_peer, wrong_socket_type_refused,
+            garbage_peer_does_not_disturb, heartbeat_drops_silent_peer,
+            full_receive_pipe_is_no_heartbeat_timeout, wrong_socket_type_refused,
             handshake_stall_times_out, oversized_message_drops_peer, huge_frame_header_is_harmless,
             close_does_not_wait_for_handshakes, disconnected_pending_inproc_leaves_no_trace
         );

@@ -777,6 +777,42 @@ pub async fn heartbeat_drops_silent_peer<B: Backend>(_t: Transport) {
     drop(raw);
 }
 
+/// Heartbeats: a receiver that falls behind is not dropped by its own heartbeat timeout. While
+/// its receive pipe is full it does not read, so the peer's PONGs wait unread; that silence is
+/// no evidence, and every message arrives once the receiver reads again.
+pub async fn full_receive_pipe_is_no_heartbeat_timeout<B: Backend>(t: Transport) {
+    // Only the receiver sends PINGs: a peer's own heartbeat timeout would (rightly) drop a
+    // receiver that does not answer them for long enough, as libzmq's does.
+    let o = opts_with(|o| {
+        o.heartbeat_interval = Some(Duration::from_millis(10));
+        o.recv_hwm = 4;
+    });
+    let (pull, push, _) =
+        bound_pair::<B>(t, (SocketType::Pull, o), (SocketType::Push, opts())).await;
+    let mut mon = B::monitor(&pull);
+    const N: u32 = 100;
+    for i in 0..N {
+        B::send(&push, msg([&i.to_be_bytes()])).await.unwrap();
+    }
+    assert_eq!(recv::<B>(&pull).await, msg([&0u32.to_be_bytes()]));
+    // The pipe fills again at once. Twenty heartbeat intervals pass with nothing read: each
+    // PING's timeout (one interval) would have dropped the connection.
+    B::sleep(Duration::from_millis(200)).await;
+    for i in 1..N {
+        assert_eq!(
+            recv::<B>(&pull).await,
+            msg([&i.to_be_bytes()]),
+            "message {i}"
+        );
+    }
+    while let Some(e) = mon.try_next() {
+        assert!(
+            !matches!(e, MonitorEvent::Disconnected { .. }),
+            "the connection dropped: {e:?}"
+        );
+    }
+}
+
 /// A peer of an incompatible socket type is refused; compatible peers keep working.
 pub async fn wrong_socket_type_refused<B: Backend>(t: Transport) {
     let pull = B::socket(SocketType::Pull, opts()).unwrap();
@@ -1218,14 +1254,22 @@ pub async fn disconnected_pending_inproc_leaves_no_trace<B: Backend>(t: Transpor
 /// socket closed with unread input resets the connection, which can destroy what the peer has
 /// not read yet): the close is an orderly FIN and waits for the peer's, heartbeats or not.
 pub async fn linger_survives_unread_input<B: Backend>(t: Transport) {
-    let o = || {
+    let o = |timeout| {
         opts_with(|o| {
             o.linger = Some(Duration::from_secs(5));
             o.heartbeat_interval = Some(Duration::from_millis(20));
+            o.heartbeat_timeout = timeout;
         })
     };
-    let (dealer, router, _) =
-        bound_pair::<B>(t, (SocketType::Dealer, o()), (SocketType::Router, o())).await;
+    // The ROUTER reads all along and hears the DEALER's PINGs, which come no more often than
+    // every 20 ms: its timeout leaves room for a late timer on a loaded machine. (The DEALER
+    // stops reading once its receive pipe is full, which is no timeout of its own.)
+    let (dealer, router, _) = bound_pair::<B>(
+        t,
+        (SocketType::Dealer, o(None)),
+        (SocketType::Router, o(Some(Duration::from_secs(1)))),
+    )
+    .await;
     const N: u32 = 2000;
     let source = async {
         for i in 0..N {

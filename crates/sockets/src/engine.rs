@@ -243,6 +243,9 @@ impl Engine {
         if let Some(p) = &mut self.pipes {
             p.inbound.publish();
         }
+        // While the receive pipe holds input back, the peer's silence proves nothing (its
+        // bytes wait unread): the heartbeat timeout waits for reading to resume.
+        self.conn.set_reading(self.wants_read(), now);
         Ok(())
     }
 

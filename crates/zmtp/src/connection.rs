@@ -260,6 +260,8 @@ pub struct Connection {
     heartbeat_deadline: Option<Instant>,
     /// Fail with `TtlExpired` unless traffic arrives before this.
     ttl_deadline: Option<Instant>,
+    /// Since when the caller has not been reading (see [`Connection::set_reading`]).
+    paused_since: Option<Instant>,
     /// Entropy for the mechanism's ephemeral keys and nonces (CURVE).
     seed: [u8; 32],
     /// Established CURVE: boxes every frame in both directions.
@@ -310,6 +312,7 @@ impl Connection {
             next_ping: None,
             heartbeat_deadline: None,
             ttl_deadline: None,
+            paused_since: None,
             seed,
             cipher: None,
             boxed_parts: Vec::new(),
@@ -453,20 +456,46 @@ impl Connection {
         }
     }
 
+    /// Tells the connection whether its input is being read. A caller that stops reading
+    /// for its own reasons (the consumer of its messages is full, say) says so with `false`,
+    /// and `true` once it reads again.
+    ///
+    /// While input is not read, silence from the peer proves nothing: the heartbeat timeout
+    /// and the peer's TTL do not run, and when reading resumes their deadlines move on by the
+    /// time spent paused. PINGs are still sent. Calls that do not change the state do nothing.
+    pub fn set_reading(&mut self, reading: bool, now: Instant) {
+        match (reading, self.paused_since) {
+            (false, None) => self.paused_since = Some(now),
+            (true, Some(since)) => {
+                self.paused_since = None;
+                let paused = now.saturating_duration_since(since);
+                for d in [&mut self.heartbeat_deadline, &mut self.ttl_deadline] {
+                    *d = d.map(|t| t.checked_add(paused).unwrap_or(t));
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout) must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.error.is_some() {
             return None;
         }
-        [
-            self.handshake_deadline,
-            self.next_ping,
-            self.heartbeat_deadline,
-            self.ttl_deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        let (heartbeat, ttl) = self.liveness_deadlines();
+        [self.handshake_deadline, self.next_ping, heartbeat, ttl]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The heartbeat and TTL deadlines that run now: none while input is not read.
+    fn liveness_deadlines(&self) -> (Option<Instant>, Option<Instant>) {
+        if self.paused_since.is_some() {
+            (None, None)
+        } else {
+            (self.heartbeat_deadline, self.ttl_deadline)
+        }
     }
 
     /// Acts on every deadline that has passed by `now`. Calls before a deadline do nothing.
@@ -475,11 +504,12 @@ impl Connection {
             return Err(e.clone());
         }
         let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
+        let (heartbeat, ttl) = self.liveness_deadlines();
         let failure = if due(self.handshake_deadline) {
             Some(Error::HandshakeTimeout)
-        } else if due(self.ttl_deadline) {
+        } else if due(ttl) {
             Some(Error::TtlExpired)
-        } else if due(self.heartbeat_deadline) {
+        } else if due(heartbeat) {
             Some(Error::HeartbeatTimeout)
         } else {
             None

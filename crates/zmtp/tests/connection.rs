@@ -598,6 +598,50 @@ fn ttl_expiry_drops_a_silent_peer() {
 }
 
 #[test]
+fn a_reader_that_does_not_read_does_not_time_out() {
+    // The caller stops reading (its consumer is full): the silence it cannot see is no
+    // timeout, and the time spent so does not count once it reads again.
+    let mut client = heartbeat_config(SocketType::Dealer, 1000);
+    client.heartbeat_timeout = Some(Duration::from_millis(1500));
+    let mut pair = Pair::new(client, Config::new(SocketType::Router));
+    pair.establish();
+    pair.server.deliver = false;
+    pair.advance(Duration::from_millis(500));
+    pair.client.conn.set_reading(false, pair.now);
+    pair.client
+        .conn
+        .set_reading(false, pair.now + Duration::from_secs(5));
+    pair.advance(Duration::from_secs(10));
+    assert_eq!(pair.client.error, None);
+    // PINGs went on meanwhile: the server answered each (undelivered) with a PONG.
+    assert!(pair.server.outbox.windows(5).any(|w| w == b"\x04PONG"));
+    // Paused 10 s from 0.5 s: the PING of 1 s now waits for traffic until 12.5 s.
+    pair.client.conn.set_reading(true, pair.now);
+    pair.advance(Duration::from_millis(1999));
+    assert_eq!(pair.client.error, None);
+    pair.advance(Duration::from_millis(1));
+    assert_eq!(pair.client.error, Some(Error::HeartbeatTimeout));
+}
+
+#[test]
+fn a_reader_that_does_not_read_keeps_the_peers_ttl() {
+    let mut client = heartbeat_config(SocketType::Dealer, 1000);
+    client.heartbeat_ttl = Some(Duration::from_secs(3));
+    let mut pair = Pair::new(client, Config::new(SocketType::Router));
+    pair.establish();
+    pair.advance(Duration::from_secs(1));
+    pair.client.deliver = false;
+    pair.server.conn.set_reading(false, pair.now);
+    pair.advance(Duration::from_secs(60));
+    assert_eq!(pair.server.error, None);
+    pair.server.conn.set_reading(true, pair.now);
+    pair.advance(Duration::from_millis(2999));
+    assert_eq!(pair.server.error, None);
+    pair.advance(Duration::from_millis(1));
+    assert_eq!(pair.server.error, Some(Error::TtlExpired));
+}
+
+#[test]
 fn handshake_timeout() {
     let mut server = Config::new(SocketType::Rep);
     server.handshake_timeout = Some(Duration::from_secs(30));
