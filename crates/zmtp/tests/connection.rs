@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Pair, feed_in_pieces, raw_handshake};
+use common::{Pair, Side, feed_in_pieces, raw_handshake};
 use omq_zmtp::{
     Config, Connection, Error, Event, Limits, Message, ProtocolError, SocketType, UsageError,
     Version, WriteBuf,
@@ -551,18 +551,55 @@ fn ping_carries_ttl_and_peer_answers() {
     );
 }
 
-#[test]
-fn heartbeat_timeout_drops_a_silent_peer() {
+/// Advances `pair` by `d` in two steps, checking that the side `which` picks is still up 1 ms
+/// before and has failed with `e` at the end.
+fn fails_after(pair: &mut Pair, which: fn(&mut Pair) -> &mut Side, d: Duration, e: Error) {
+    pair.advance(d - Duration::from_millis(1));
+    assert_eq!(which(pair).error, None);
+    pair.advance(Duration::from_millis(1));
+    assert_eq!(which(pair).error, Some(e));
+}
+
+fn the_client(p: &mut Pair) -> &mut Side {
+    &mut p.client
+}
+
+fn the_server(p: &mut Pair) -> &mut Side {
+    &mut p.server
+}
+
+/// The client pings at 1 s and hears nothing back: its timeout drops the connection at 2.5 s.
+/// A pause in its reading from 0.5 s, `paused` long, moves that on by as much: the silence it
+/// does not read is no timeout.
+fn silent_peer_times_out(paused: Duration) {
     let mut client = heartbeat_config(SocketType::Dealer, 1000);
     client.heartbeat_timeout = Some(Duration::from_millis(1500));
     let mut pair = Pair::new(client, Config::new(SocketType::Router));
     pair.establish();
     pair.server.deliver = false;
-    // PING at 1 s, nothing back: the deadline is 2.5 s.
-    pair.advance(Duration::from_millis(2499));
-    assert_eq!(pair.client.error, None);
-    pair.advance(Duration::from_millis(1));
-    assert_eq!(pair.client.error, Some(Error::HeartbeatTimeout));
+    pair.advance(Duration::from_millis(500));
+    if !paused.is_zero() {
+        pair.client.conn.set_reading(false, pair.now);
+        // Saying so again changes nothing.
+        pair.client.conn.set_reading(false, pair.now + paused / 2);
+        pair.advance(paused);
+        assert_eq!(pair.client.error, None);
+        // PINGs went on meanwhile: the server answered each (undelivered) with a PONG.
+        assert!(pair.server.outbox.windows(5).any(|w| w == b"\x04PONG"));
+        pair.client.conn.set_reading(true, pair.now);
+    }
+    let d = Duration::from_secs(2);
+    fails_after(&mut pair, the_client, d, Error::HeartbeatTimeout);
+}
+
+#[test]
+fn heartbeat_timeout_drops_a_silent_peer() {
+    silent_peer_times_out(Duration::ZERO);
+}
+
+#[test]
+fn a_reader_that_does_not_read_does_not_time_out() {
+    silent_peer_times_out(Duration::from_secs(10));
 }
 
 #[test]
@@ -582,63 +619,33 @@ fn late_input_beats_the_heartbeat_timeout() {
     pair.client.conn.handle_timeout(pair.now).unwrap();
 }
 
-#[test]
-fn ttl_expiry_drops_a_silent_peer() {
+/// The client pings at 1 s with TTL 3 s, then falls silent: the server drops it at 4 s, or
+/// that much after the end of a pause in its reading from 1 s, `paused` long.
+fn silent_peer_outlives_its_ttl(paused: Duration) {
     let mut client = heartbeat_config(SocketType::Dealer, 1000);
     client.heartbeat_ttl = Some(Duration::from_secs(3));
     let mut pair = Pair::new(client, Config::new(SocketType::Router));
     pair.establish();
     pair.advance(Duration::from_secs(1));
-    // The client pinged at 1 s with TTL 3 s, then falls silent.
     pair.client.deliver = false;
-    pair.advance(Duration::from_millis(2999));
-    assert_eq!(pair.server.error, None);
-    pair.advance(Duration::from_millis(1));
-    assert_eq!(pair.server.error, Some(Error::TtlExpired));
+    if !paused.is_zero() {
+        pair.server.conn.set_reading(false, pair.now);
+        pair.advance(paused);
+        assert_eq!(pair.server.error, None);
+        pair.server.conn.set_reading(true, pair.now);
+    }
+    let d = Duration::from_secs(3);
+    fails_after(&mut pair, the_server, d, Error::TtlExpired);
 }
 
 #[test]
-fn a_reader_that_does_not_read_does_not_time_out() {
-    // The caller stops reading (its consumer is full): the silence it cannot see is no
-    // timeout, and the time spent so does not count once it reads again.
-    let mut client = heartbeat_config(SocketType::Dealer, 1000);
-    client.heartbeat_timeout = Some(Duration::from_millis(1500));
-    let mut pair = Pair::new(client, Config::new(SocketType::Router));
-    pair.establish();
-    pair.server.deliver = false;
-    pair.advance(Duration::from_millis(500));
-    pair.client.conn.set_reading(false, pair.now);
-    pair.client
-        .conn
-        .set_reading(false, pair.now + Duration::from_secs(5));
-    pair.advance(Duration::from_secs(10));
-    assert_eq!(pair.client.error, None);
-    // PINGs went on meanwhile: the server answered each (undelivered) with a PONG.
-    assert!(pair.server.outbox.windows(5).any(|w| w == b"\x04PONG"));
-    // Paused 10 s from 0.5 s: the PING of 1 s now waits for traffic until 12.5 s.
-    pair.client.conn.set_reading(true, pair.now);
-    pair.advance(Duration::from_millis(1999));
-    assert_eq!(pair.client.error, None);
-    pair.advance(Duration::from_millis(1));
-    assert_eq!(pair.client.error, Some(Error::HeartbeatTimeout));
+fn ttl_expiry_drops_a_silent_peer() {
+    silent_peer_outlives_its_ttl(Duration::ZERO);
 }
 
 #[test]
 fn a_reader_that_does_not_read_keeps_the_peers_ttl() {
-    let mut client = heartbeat_config(SocketType::Dealer, 1000);
-    client.heartbeat_ttl = Some(Duration::from_secs(3));
-    let mut pair = Pair::new(client, Config::new(SocketType::Router));
-    pair.establish();
-    pair.advance(Duration::from_secs(1));
-    pair.client.deliver = false;
-    pair.server.conn.set_reading(false, pair.now);
-    pair.advance(Duration::from_secs(60));
-    assert_eq!(pair.server.error, None);
-    pair.server.conn.set_reading(true, pair.now);
-    pair.advance(Duration::from_millis(2999));
-    assert_eq!(pair.server.error, None);
-    pair.advance(Duration::from_millis(1));
-    assert_eq!(pair.server.error, Some(Error::TtlExpired));
+    silent_peer_outlives_its_ttl(Duration::from_secs(60));
 }
 
 #[test]
