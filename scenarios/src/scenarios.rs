@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use omq_zmtp::{Config, Connection};
+use omq_zmtp::{Config, Connection, Frame};
 
 use crate::*;
 
@@ -775,6 +775,53 @@ pub async fn heartbeat_drops_silent_peer<B: Backend>(_t: Transport) {
     };
     assert!(reason.contains("heartbeat"), "{reason}");
     drop(raw);
+}
+
+/// Inproc: a receiver gets small clones of a shared payload as copies of its own, and the
+/// originals go back to the sending socket, which drops them as it sends on: once the receiver
+/// has them all, a few dozen more sends leave the payload with its one owner again. Larger
+/// payloads are handed over shared.
+pub async fn inproc_clones_are_copied_and_handed_back<B: Backend>(t: Transport) {
+    if t != Transport::Inproc {
+        return;
+    }
+    let (pull, push, _) =
+        bound_pair::<B>(t, (SocketType::Pull, opts()), (SocketType::Push, opts())).await;
+    let small = Message::from(vec![1u8; 200]);
+    let large = Message::from(vec![2u8; 4096]);
+    let unique = |m: &Message| {
+        m.first()
+            .and_then(Frame::as_bytes)
+            .is_some_and(Bytes::is_unique)
+    };
+    for _ in 0..100 {
+        B::send(&push, small.clone()).await.unwrap();
+    }
+    B::send(&push, large.clone()).await.unwrap();
+    for _ in 0..100 {
+        let m = recv::<B>(&pull).await;
+        assert_eq!(m, small);
+        assert!(
+            !m.first().unwrap().is_clone(),
+            "a copy of the receiver's own"
+        );
+    }
+    let m = recv::<B>(&pull).await;
+    assert_eq!(m, large);
+    assert!(m.first().unwrap().is_clone(), "large payloads are shared");
+    drop(m);
+    assert!(!unique(&small), "the originals wait for the sender");
+    for i in 0u32..64 {
+        B::send(&push, msg([&i.to_be_bytes()])).await.unwrap();
+    }
+    assert!(
+        unique(&small),
+        "the sender dropped the originals it was handed back"
+    );
+    assert!(unique(&large));
+    for i in 0u32..64 {
+        assert_eq!(recv::<B>(&pull).await, msg([&i.to_be_bytes()]));
+    }
 }
 
 /// Heartbeats: a receiver that falls behind is not dropped by its own heartbeat timeout. While

@@ -3,9 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
-use omq_zmtp::Message;
-
-use crate::core::{Core, PeerId};
+use crate::core::{Core, InprocEnds, PeerId};
 use crate::error::Error;
 
 /// A connect that came before the bind: the connector's side is attached, the binder's ends
@@ -14,8 +12,8 @@ use crate::error::Error;
 struct Pending {
     connector: Weak<Core>,
     connector_id: PeerId,
-    to_connector: yring::Producer<Message>,
-    from_connector: yring::Consumer<Message>,
+    /// The binder's ends.
+    ends: InprocEnds,
 }
 
 #[derive(Debug, Default)]
@@ -48,11 +46,7 @@ pub fn bind(core: &Arc<Core>, name: &str) -> Result<(), Error> {
             connector.detach(p.connector_id);
             continue;
         }
-        let Ok(id) = core.attach_inproc(
-            p.to_connector,
-            p.from_connector,
-            Some((p.connector.clone(), p.connector_id)),
-        ) else {
+        let Ok(id) = core.attach_inproc(p.ends, Some((p.connector.clone(), p.connector_id))) else {
             connector.detach(p.connector_id);
             continue;
         };
@@ -113,19 +107,12 @@ pub fn connect(core: &Arc<Core>, name: &str) -> Result<PeerId, Error> {
             if !core.socket_type().is_compatible(peer.socket_type()) {
                 return Err(Error::NotSupported);
             }
-            // The two sockets' tasks usually run on different threads, and a receiver that
-            // sleeps takes a batch when it wakes: the producer publishes with a plain store and
-            // the consumer pays for the barrier when it sleeps (see yring's `Publish`).
-            let (a_tx, b_rx) = yring::channel_with(
+            let (a, b) = InprocEnds::pair(
                 core.inproc_capacity(peer.options().recv_hwm),
-                yring::Publish::Store,
-            );
-            let (b_tx, a_rx) = yring::channel_with(
                 peer.inproc_capacity(core.options().recv_hwm),
-                yring::Publish::Store,
             );
-            let a_id = core.attach_inproc(a_tx, a_rx, None)?;
-            let b_id = match peer.attach_inproc(b_tx, b_rx, Some((Arc::downgrade(core), a_id))) {
+            let a_id = core.attach_inproc(a, None)?;
+            let b_id = match peer.attach_inproc(b, Some((Arc::downgrade(core), a_id))) {
                 Ok(id) => id,
                 Err(e) => {
                     core.detach(a_id);
@@ -139,14 +126,12 @@ pub fn connect(core: &Arc<Core>, name: &str) -> Result<PeerId, Error> {
         None => {
             let o = core.options();
             let cap = core.inproc_capacity(o.recv_hwm);
-            let (a_tx, b_rx) = yring::channel_with(cap, yring::Publish::Store);
-            let (b_tx, a_rx) = yring::channel_with(cap, yring::Publish::Store);
-            let a_id = core.attach_inproc(a_tx, a_rx, None)?;
+            let (a, b) = InprocEnds::pair(cap, cap);
+            let a_id = core.attach_inproc(a, None)?;
             slot.pending.push(Pending {
                 connector: Arc::downgrade(core),
                 connector_id: a_id,
-                to_connector: b_tx,
-                from_connector: b_rx,
+                ends: b,
             });
             Ok(a_id)
         }

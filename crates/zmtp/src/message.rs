@@ -25,7 +25,16 @@ pub struct Frame {
 
 enum FrameRepr {
     Inline(Inline),
-    Shared(Bytes),
+    Shared(Bytes, Origin),
+}
+
+/// How a shared frame came to be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Made from its bytes.
+    Made,
+    /// Cloned from another frame, with which it shares its payload's reference count.
+    Cloned,
 }
 
 /// An inline payload and its length: the whole 64 bytes of its [`Frame`] or [`Message`].
@@ -99,7 +108,7 @@ impl Clone for Frame {
     fn clone(&self) -> Self {
         let repr = match &self.repr {
             FrameRepr::Inline(i) => FrameRepr::Inline(*i),
-            FrameRepr::Shared(b) => FrameRepr::Shared(b.clone()),
+            FrameRepr::Shared(b, _) => FrameRepr::Shared(b.clone(), Origin::Cloned),
         };
         Self { repr }
     }
@@ -124,7 +133,7 @@ impl Frame {
             Self::inline(data)
         } else {
             Self {
-                repr: FrameRepr::Shared(Bytes::copy_from_slice(data)),
+                repr: FrameRepr::Shared(Bytes::copy_from_slice(data), Origin::Made),
             }
         }
     }
@@ -136,7 +145,7 @@ impl Frame {
             Self::inline(&bytes)
         } else {
             Self {
-                repr: FrameRepr::Shared(bytes),
+                repr: FrameRepr::Shared(bytes, Origin::Made),
             }
         }
     }
@@ -168,7 +177,7 @@ impl Frame {
     pub fn as_slice(&self) -> &[u8] {
         match &self.repr {
             FrameRepr::Inline(i) => &i.buf[..i.len()],
-            FrameRepr::Shared(b) => b,
+            FrameRepr::Shared(b, _) => b,
         }
     }
 
@@ -177,7 +186,7 @@ impl Frame {
     pub fn len(&self) -> usize {
         match &self.repr {
             FrameRepr::Inline(i) => i.len(),
-            FrameRepr::Shared(b) => b.len(),
+            FrameRepr::Shared(b, _) => b.len(),
         }
     }
 
@@ -193,12 +202,31 @@ impl Frame {
         matches!(self.repr, FrameRepr::Inline(_))
     }
 
+    /// Whether this frame was cloned from another that shares its payload (a large frame made
+    /// by [`Clone`]): the two, and every other clone, hold one reference count, which each
+    /// clone's drop writes. A receiver on another thread than the clones' owner may prefer a
+    /// copy.
+    ///
+    /// ```
+    /// use omq_zmtp::Frame;
+    ///
+    /// let large = Frame::from(vec![7u8; 200]);
+    /// assert!(!large.is_clone());
+    /// assert!(large.clone().is_clone());
+    /// // An inline frame's clone is a copy.
+    /// assert!(!Frame::from("small").clone().is_clone());
+    /// ```
+    #[inline]
+    pub fn is_clone(&self) -> bool {
+        matches!(self.repr, FrameRepr::Shared(_, Origin::Cloned))
+    }
+
     /// The payload as shared [`Bytes`], if it is stored that way (large frames).
     #[inline]
     pub fn as_bytes(&self) -> Option<&Bytes> {
         match &self.repr {
             FrameRepr::Inline(_) => None,
-            FrameRepr::Shared(b) => Some(b),
+            FrameRepr::Shared(b, _) => Some(b),
         }
     }
 
@@ -206,7 +234,7 @@ impl Frame {
     pub fn into_bytes(self) -> Bytes {
         match self.repr {
             FrameRepr::Inline(i) => Bytes::copy_from_slice(&i.buf[..i.len()]),
-            FrameRepr::Shared(b) => b,
+            FrameRepr::Shared(b, _) => b,
         }
     }
 }
@@ -306,7 +334,7 @@ impl From<Vec<u8>> for Frame {
             Self::inline(&data)
         } else {
             Self {
-                repr: FrameRepr::Shared(Bytes::from(data)),
+                repr: FrameRepr::Shared(Bytes::from(data), Origin::Made),
             }
         }
     }
