@@ -134,6 +134,55 @@ pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
 /// # Panics
 /// If `capacity` is 0 or larger than `isize::MAX / 4` slots.
 pub fn channel_with<T>(capacity: usize, publish: Publish) -> (Producer<T>, Consumer<T>) {
+    make(capacity, publish, None)
+}
+
+/// Creates a ring whose slots keep each item after the consumer is done with it: the producer
+/// drops it when it writes that slot next (or the ring's drop does). An item the consumer reads
+/// in place ([`Consumer::pop_with`]) and leaves there is therefore dropped on the producer's
+/// side, in its thread; one it takes ([`Consumer::pop`] and the others) leaves `T::default()`
+/// behind.
+///
+/// For items whose drop is better done by the thread that made them: a reference count that
+/// the producer keeps touching, or memory the producer's allocator would rather get back
+/// itself. Each slot holds an item from its first write on, so up to a ring's worth of items
+/// stay alive after the consumer has read them.
+///
+/// ```
+/// use std::sync::Arc;
+/// use yring::Publish;
+///
+/// let payload = Arc::new([0u8; 128]);
+/// let (mut tx, mut rx) = yring::channel_keeping::<Option<Arc<[u8; 128]>>>(2, Publish::Store);
+/// tx.push_publish(Some(payload.clone())).unwrap();
+/// rx.fetch();
+/// // The consumer copies the bytes and leaves the shared handle in its slot...
+/// let copy = rx.pop_fetched_with(|item| **item.as_ref().unwrap());
+/// assert_eq!(copy, [0u8; 128]);
+/// assert_eq!(Arc::strong_count(&payload), 2);
+/// // ...which the producer drops once it has written every slot again.
+/// tx.push_publish(None).unwrap();
+/// rx.fetch_pop().unwrap();
+/// rx.release();
+/// tx.push_publish(None).unwrap();
+/// assert_eq!(Arc::strong_count(&payload), 1);
+/// ```
+///
+/// # Panics
+/// If `capacity` is 0 or larger than `isize::MAX / 4` slots.
+pub fn channel_keeping<T: Default>(
+    capacity: usize,
+    publish: Publish,
+) -> (Producer<T>, Consumer<T>) {
+    make(capacity, publish, Some(T::default))
+}
+
+/// The ring of [`channel_with`], and of [`channel_keeping`] when `fill` is given.
+fn make<T>(
+    capacity: usize,
+    publish: Publish,
+    fill: Option<fn() -> T>,
+) -> (Producer<T>, Consumer<T>) {
     assert!(capacity > 0, "capacity must be at least 1");
     assert!(
         capacity <= (isize::MAX as usize) >> SHIFT,
@@ -155,6 +204,8 @@ pub fn channel_with<T>(capacity: usize, publish: Publish) -> (Producer<T>, Consu
         slots,
         mask: len - 1,
         capacity,
+        fill,
+        cleared: AtomicUsize::new(len),
     });
     let release_batch = (capacity / 4).max(1);
     (
@@ -228,6 +279,14 @@ struct Shared<T> {
     slots: Slots<T>,
     mask: usize,
     capacity: usize,
+    /// A keeping ring ([`channel_keeping`]): what the consumer leaves in a slot whose item it
+    /// takes. Every slot the producer has written holds an item.
+    fill: Option<fn() -> T>,
+    /// A keeping ring, the producer's record of which slots hold items: those of positions
+    /// [tail, cleared) are empty (never written, or their items dropped), those of
+    /// [cleared, tail + slots) hold items from the last lap. Only the producer writes it
+    /// (relaxed: the ring's drop synchronises with the producer's).
+    cleared: AtomicUsize,
 }
 
 // SAFETY: the ring moves `T` values from the producer's thread to the consumer's, which needs
@@ -374,6 +433,18 @@ impl<T> Drop for Shared<T> {
         // synchronised with both, so relaxed loads see them.
         let head = self.head.0.load(Ordering::Relaxed) >> SHIFT;
         let tail = self.tail.0.load(Ordering::Relaxed) >> SHIFT;
+        if self.fill.is_some() {
+            // A keeping ring: the slots of positions [tail, cleared) are empty, and every
+            // other one holds an item (the consumer's takes leave `fill()`).
+            let empty = self.cleared.load(Ordering::Relaxed).wrapping_sub(tail) & POS_MASK;
+            for i in empty..self.slots.len() {
+                self.slot(tail.wrapping_add(i)).with_mut(|p| {
+                    // SAFETY: as above; nothing else can access the slots now.
+                    unsafe { (*p).assume_init_drop() }
+                });
+            }
+            return;
+        }
         let mut pos = head;
         while pos != tail {
             self.slot(pos).with_mut(|p| {
@@ -518,6 +589,36 @@ impl<T> Producer<T> {
         let h = self.shared.head.0.load(Ordering::Acquire);
         self.cached_head = h >> SHIFT;
         self.consumer_gone = h & CLOSED != 0;
+        if self.shared.fill.is_some() {
+            self.clear_ahead();
+        }
+    }
+
+    /// A keeping ring: drops the items kept in every slot the consumer has released, up to
+    /// the last one the producer may now write (`cached_head + capacity`), which `cleared`
+    /// then records. Called after every reload of `cached_head`. In one pass: dropped one at a
+    /// time as their slots are written, each drop waited for its slot's cache line, which the
+    /// consumer read last (that halved the rate of omq's inproc sockets at 128 bytes).
+    #[cold]
+    #[inline(never)]
+    fn clear_ahead(&mut self) {
+        let target = self.cached_head.wrapping_add(self.shared.capacity) & POS_MASK;
+        let cleared = self.shared.cleared.load(Ordering::Relaxed);
+        let n = target.wrapping_sub(cleared) & POS_MASK;
+        // `n` is beyond the slot count when `target` is not ahead of `cleared`.
+        if n == 0 || n > self.shared.slots.len() {
+            return;
+        }
+        for i in 0..n {
+            self.shared.slot(cleared.wrapping_add(i)).with_mut(|p| {
+                // SAFETY: the slot of a position in [cleared, tail + slots) holds an item
+                // from the last lap, and one below `cached_head + capacity` (at most
+                // `cached_head + slots`) has been released by the consumer: only the
+                // producer touches it.
+                unsafe { (*p).assume_init_drop() }
+            });
+        }
+        self.shared.cleared.store(target, Ordering::Relaxed);
     }
 
     /// Pushes an item without publishing it: the consumer sees it after [`publish`](Self::publish).
@@ -557,9 +658,25 @@ impl<T> Producer<T> {
 
     #[inline]
     fn write(&mut self, value: T) {
+        #[cfg(not(loom))]
+        debug_assert!(
+            self.shared.fill.is_none()
+                || (self
+                    .shared
+                    .cleared
+                    .load(Ordering::Relaxed)
+                    .wrapping_sub(self.tail)
+                    & POS_MASK)
+                    .wrapping_sub(1)
+                    < self.shared.slots.len(),
+            "a keeping ring's slot at tail holds an item"
+        );
         self.shared.slot(self.tail).with_mut(|p| {
             // SAFETY: the slot at `tail` is free: the consumer released it (tail - head <
-            // capacity) and only the producer writes unpublished slots.
+            // capacity) and only the producer writes unpublished slots. On a keeping ring it
+            // is also empty: the producer writes only below `cached_head + capacity`, and
+            // `cleared` is at least that (it starts at the slot count, and `clear_ahead`
+            // brings it there after every reload of `cached_head`).
             unsafe { (*p).write(value) };
         });
         self.tail = self.tail.wrapping_add(1) & POS_MASK;
@@ -640,6 +757,13 @@ impl<T> Producer<T> {
             free = self.free_cached();
         }
         let n = items.len().min(free);
+        if self.shared.fill.is_some() {
+            // Item by item, so that the record of which slots hold items stays exact.
+            for &item in &items[..n] {
+                self.write(item);
+            }
+            return n;
+        }
         let mut done = 0;
         while done < n {
             let start = self.tail & self.shared.mask;
@@ -682,6 +806,9 @@ impl<T> Producer<T> {
         let h = self.shared.head.0.fetch_or(WAITING, Ordering::AcqRel);
         self.cached_head = h >> SHIFT;
         self.consumer_gone = h & CLOSED != 0;
+        if self.shared.fill.is_some() {
+            self.clear_ahead();
+        }
         if self.consumer_gone {
             Poll::Ready(Err(Disconnected))
         } else if self.free_cached() > 0 {
@@ -801,11 +928,94 @@ impl<T> Consumer<T> {
             // `fetch`, so the slot holds an initialised item that only the consumer may take.
             unsafe { (*p).assume_init_read() }
         });
+        if let Some(fill) = self.shared.fill {
+            self.refill(fill);
+        }
         self.head = self.head.wrapping_add(1) & POS_MASK;
         if self.unreleased() >= self.release_batch {
             self.release();
         }
         value
+    }
+
+    /// A keeping ring: puts `fill()` in the slot at `head`, whose item was just taken. Out of
+    /// line, so that other rings' pops stay as they were.
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self, fill: fn() -> T) {
+        // Between the take and this write the slot is empty and still at `head`: were `fill`
+        // to panic, a later pop would take the same item again. Abort instead.
+        struct AbortOnUnwind;
+        impl Drop for AbortOnUnwind {
+            fn drop(&mut self) {
+                std::process::abort();
+            }
+        }
+        let guard = AbortOnUnwind;
+        let filler = fill();
+        std::mem::forget(guard);
+        self.shared.slot(self.head).with_mut(|p| {
+            // SAFETY: the consumer still owns the slot (not released yet), and its item was
+            // just moved out: a keeping ring's slot must hold an item again.
+            unsafe { (*p).write(filler) };
+        });
+    }
+
+    /// Pops a fetched item in place: `f` gets the item in its slot, to read or to take
+    /// (leaving another value there, as with [`std::mem::take`]). On a keeping ring
+    /// ([`channel_keeping`]) whatever `f` leaves in the slot is dropped by the producer when
+    /// it writes the slot next; on another ring, here, after `f`.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = yring::channel_keeping::<String>(4, yring::Publish::Store);
+    /// tx.push_publish("a long string".to_string()).unwrap();
+    /// rx.fetch();
+    /// assert_eq!(rx.pop_with(|s| s.len()), Some(13)); // read where it lies; the producer drops it
+    /// assert_eq!(rx.pop_with(|s| s.len()), None);
+    /// ```
+    #[inline]
+    pub fn pop_with<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        if self.head == self.cached_tail {
+            return None;
+        }
+        Some(self.head_with(f))
+    }
+
+    /// [`pop_with`](Self::pop_with) for a caller that knows a fetched item is there, as
+    /// [`pop_fetched`](Self::pop_fetched).
+    ///
+    /// # Panics
+    ///
+    /// If no fetched item is left to pop.
+    #[inline(always)]
+    pub fn pop_fetched_with<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> R {
+        assert!(self.head != self.cached_tail, "no fetched item to pop");
+        self.head_with(f)
+    }
+
+    /// Runs `f` on the item at `head`, which the caller checked is below the fetched tail,
+    /// then pops it.
+    #[inline(always)]
+    fn head_with<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> R {
+        debug_assert!(self.head != self.cached_tail);
+        let keeping = self.shared.fill.is_some();
+        let (r, taken) = self.shared.slot(self.head).with_mut(|p| {
+            // SAFETY: the caller checked that `head` is below the published tail we acquired in
+            // `fetch`, so the slot holds an initialised item that only the consumer may touch
+            // until it releases the slot, which is after `f` returns. Should `f` panic, the
+            // item is still there, unpopped.
+            let r = f(unsafe { (*p).assume_init_mut() });
+            // SAFETY: as above; the slot is left logically empty, as a pop leaves it.
+            let taken = (!keeping).then(|| unsafe { (*p).assume_init_read() });
+            (r, taken)
+        });
+        self.head = self.head.wrapping_add(1) & POS_MASK;
+        if self.unreleased() >= self.release_batch {
+            self.release();
+        }
+        // Dropped once popped: a drop that panics cannot leave the slot to be read again.
+        drop(taken);
+        r
     }
 
     /// Pops a fetched item, for a caller that knows one is there (from [`fetch`](Self::fetch)'s
@@ -850,6 +1060,12 @@ impl<T> Consumer<T> {
         self.fetch();
         let n = self.len();
         out.reserve(n);
+        if self.shared.fill.is_some() {
+            // A keeping ring: each slot keeps an item, so each is taken on its own.
+            out.extend(std::iter::from_fn(|| self.pop()));
+            self.release();
+            return n;
+        }
         let mut left = n;
         while left > 0 {
             let start = self.head & self.shared.mask;
@@ -1278,6 +1494,177 @@ mod tests {
             assert_eq!(rx.fetch_pop(), Ok(()));
         }
         assert_eq!(rx.fetch_pop(), Err(PopError::Empty));
+    }
+
+    /// Counts its drops, and records the thread of the last one.
+    #[derive(Debug, Default)]
+    struct Counted(Option<Arc<(AtomicUsize, Mutex<Option<std::thread::ThreadId>>)>>);
+
+    impl Counted {
+        fn new(to: &Arc<(AtomicUsize, Mutex<Option<std::thread::ThreadId>>)>) -> Self {
+            Self(Some(to.clone()))
+        }
+    }
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            if let Some(to) = &self.0 {
+                to.0.fetch_add(1, Ordering::Relaxed);
+                *lock(&to.1) = Some(std::thread::current().id());
+            }
+        }
+    }
+
+    fn drops(to: &Arc<(AtomicUsize, Mutex<Option<std::thread::ThreadId>>)>) -> usize {
+        to.0.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn keeping_ring_leaves_items_read_in_place_to_the_producer() {
+        let to = Arc::default();
+        let (mut tx, mut rx) = channel_keeping::<Counted>(2, Publish::Store);
+        tx.push(Counted::new(&to)).unwrap();
+        tx.push_publish(Counted::new(&to)).unwrap();
+        assert_eq!(rx.fetch(), 2);
+        assert_eq!(rx.pop_with(|c| c.0.is_some()), Some(true));
+        let taken = rx.pop().unwrap();
+        assert!(taken.0.is_some());
+        assert_eq!(drops(&to), 0, "the item read in place stays in its slot");
+        drop(taken);
+        assert_eq!(drops(&to), 1);
+        rx.release();
+        tx.push_publish(Counted::new(&to)).unwrap();
+        assert_eq!(
+            drops(&to),
+            2,
+            "the producer's write dropped the item left in the slot"
+        );
+        tx.push_publish(Counted::new(&to)).unwrap();
+        assert_eq!(drops(&to), 2, "the taken item's slot held the default");
+        assert_eq!(rx.fetch(), 2);
+        assert_eq!(rx.pop_with(|c| c.0.is_some()), Some(true));
+        assert!(rx.pop_fetched_with(|c| c.0.is_some()));
+        assert_eq!(rx.pop_with(|_| ()), None);
+        drop(tx);
+        assert_eq!(drops(&to), 2);
+        drop(rx);
+        assert_eq!(
+            drops(&to),
+            4,
+            "the ring's drop took the items left in their slots"
+        );
+    }
+
+    #[test]
+    fn keeping_ring_dropped_before_its_first_lap() {
+        let to = Arc::default();
+        let (mut tx, mut rx) = channel_keeping::<Counted>(8, Publish::Swap);
+        for _ in 0..3 {
+            tx.push(Counted::new(&to)).unwrap();
+        }
+        tx.publish();
+        rx.fetch();
+        rx.pop_with(|_| ());
+        drop(rx.pop());
+        assert_eq!(drops(&to), 1);
+        drop((tx, rx));
+        // The unwritten slots hold nothing to drop (Miri checks that none is read).
+        assert_eq!(drops(&to), 3);
+    }
+
+    #[test]
+    fn keeping_ring_pop_into_takes_every_item() {
+        let to = Arc::default();
+        let (mut tx, mut rx) = channel_keeping::<Counted>(3, Publish::Store);
+        for round in 0..3 {
+            for _ in 0..3 {
+                tx.push(Counted::new(&to)).unwrap();
+            }
+            tx.publish();
+            let mut out = Vec::new();
+            assert_eq!(rx.pop_into(&mut out), 3);
+            assert!(out.iter().all(|c| c.0.is_some()));
+            drop(out);
+            assert_eq!(drops(&to), 3 * (round + 1));
+        }
+        drop((tx, rx));
+        assert_eq!(drops(&to), 9);
+    }
+
+    #[test]
+    fn keeping_ring_drops_on_the_producers_thread() {
+        const N: usize = 1000;
+        let (mut tx, mut rx) = channel_keeping::<Counted>(16, Publish::Store);
+        let marks: Vec<Arc<_>> = (0..N).map(|_| Arc::default()).collect();
+        let producer = {
+            let marks = marks.clone();
+            std::thread::spawn(move || {
+                for m in &marks {
+                    let mut item = Counted::new(m);
+                    loop {
+                        match tx.push_publish(item) {
+                            Ok(()) => break,
+                            Err(PushError::Full(back)) => {
+                                item = back;
+                                std::thread::yield_now();
+                            }
+                            Err(PushError::Disconnected(_)) => unreachable!(),
+                        }
+                    }
+                }
+                (tx, std::thread::current().id())
+            })
+        };
+        let mut seen = 0;
+        while seen < N {
+            if rx.fetch() == 0 {
+                std::thread::yield_now();
+                continue;
+            }
+            while rx.pop_with(|c| assert!(c.0.is_some())).is_some() {
+                seen += 1;
+            }
+        }
+        let (tx, producer_thread) = producer.join().unwrap();
+        // At most a ring's worth (16 slots) is still kept; every item dropped so far was
+        // dropped by the producer, and only once.
+        let dropped = marks.iter().filter(|m| drops(m) == 1).count();
+        assert!(dropped >= N - 16, "{dropped}");
+        for m in &marks {
+            match drops(m) {
+                0 => {}
+                1 => assert_eq!(*lock(&m.1), Some(producer_thread)),
+                n => panic!("dropped {n} times"),
+            }
+        }
+        drop((tx, rx));
+        assert!(marks.iter().all(|m| drops(m) == 1));
+    }
+
+    #[test]
+    fn keeping_ring_push_slice() {
+        let (mut tx, mut rx) = channel_keeping::<u32>(4, Publish::Swap);
+        for round in 0..5 {
+            assert_eq!(tx.push_slice(&[round, round + 1, round + 2]), 3);
+            tx.publish();
+            rx.fetch();
+            assert_eq!(rx.pop_with(|v| *v), Some(round));
+            assert_eq!(rx.pop(), Some(round + 1));
+            assert_eq!(rx.pop_with(|v| *v), Some(round + 2));
+            rx.release();
+        }
+    }
+
+    #[test]
+    fn pop_with_on_a_moving_ring_drops_the_item_after_f() {
+        let to = Arc::default();
+        let (mut tx, mut rx) = channel::<Counted>(2);
+        tx.push_publish(Counted::new(&to)).unwrap();
+        rx.fetch();
+        assert_eq!(rx.pop_with(|_| drops(&to)), Some(0));
+        assert_eq!(drops(&to), 1);
+        drop((tx, rx));
+        assert_eq!(drops(&to), 1);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! loom models of the ring: publish/fetch visibility and order, wrap-around at capacity 1, close,
-//! drop with items inside, and the async wake protocol on both sides.
+//! drop with items inside, a keeping ring's in-place pops, and the async wake protocol on both
+//! sides.
 //!
 //! Run with `cargo xtask loom` (or `RUSTFLAGS="--cfg loom" cargo test -p yring --test loom
 //! --release`).
@@ -126,6 +127,47 @@ fn items_inside_are_dropped_once_when_both_sides_go() {
         drop(tx);
         consumer.join().unwrap();
         assert_eq!(drops.load(Ordering::Relaxed), 4);
+    });
+}
+
+#[test]
+fn keeping_ring_items_read_in_place_are_dropped_once_by_the_producer() {
+    model(move |publish| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (mut tx, mut rx) = yring::channel_keeping::<Option<Counted>>(1, publish);
+        let producer = {
+            let drops = drops.clone();
+            thread::spawn(move || {
+                for _ in 0..3 {
+                    let mut item = Some(Counted(drops.clone()));
+                    loop {
+                        match tx.push_publish(item) {
+                            Ok(()) => break,
+                            Err(PushError::Full(back)) => {
+                                item = back;
+                                thread::yield_now();
+                            }
+                            Err(PushError::Disconnected(_)) => unreachable!("the consumer stays"),
+                        }
+                    }
+                }
+                // Each write after the first dropped the item the consumer left in the slot.
+                drops.load(Ordering::Relaxed)
+            })
+        };
+        let mut seen = 0;
+        while seen < 3 {
+            if rx.is_empty() && rx.fetch() == 0 {
+                thread::yield_now();
+                continue;
+            }
+            // Read where it lies: the producer's next write to the slot drops it.
+            rx.pop_fetched_with(|item| assert!(item.is_some()));
+            seen += 1;
+        }
+        assert_eq!(producer.join().unwrap(), 2);
+        drop(rx);
+        assert_eq!(drops.load(Ordering::Relaxed), 3);
     });
 }
 
