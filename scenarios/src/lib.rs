@@ -272,7 +272,7 @@ macro_rules! scenario_tests {
             sub_resubscribes_after_reconnect, unbind_and_disconnect, xpub_verbose, xpub_nodrop,
             conflate_keeps_latest, bad_arguments_are_errors, departed_peer_leaves_round_robin, immediate_skips_unconnected_endpoints,
             req_round_robins_over_reps, linger_survives_unread_input, close_interrupts_reconnect_wait,
-            ipc_rebind_keeps_the_new_file, inproc_clones_are_copied_and_handed_back
+            ipc_rebind_keeps_the_new_file, inproc_clones_are_copied_and_dropped_by_the_sender
         );
         $crate::scenario_tests!(@network $backend, #[$attr],
             garbage_peer_does_not_disturb, heartbeat_drops_silent_peer,

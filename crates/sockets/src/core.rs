@@ -75,10 +75,6 @@ pub(crate) enum PeerLink {
 struct OutPeer {
     id: PeerId,
     tx: yring::Producer<Message>,
-    /// Inproc: what the peer received and hands back, to be dropped here (see [`InPeer::back`]).
-    back: Option<yring::Consumer<Message>>,
-    /// Inproc: sends to this peer since the last look at `back`.
-    unreclaimed: u32,
     /// What this peer subscribed to (PUB, XPUB).
     subs: SubscriptionTrie,
     link: PeerLink,
@@ -90,47 +86,21 @@ impl OutPeer {
     /// Hands `msg` to the peer (see [`yring::Producer::push_publish`]).
     #[inline]
     fn push(&mut self, msg: Message) -> Result<(), yring::PushError<Message>> {
-        let r = self.tx.push_publish(msg);
-        self.reclaim();
-        r
-    }
-
-    /// Inproc: every [`RECLAIM_EVERY`] sends, drops what the peer handed back.
-    #[inline]
-    fn reclaim(&mut self) {
-        if let Some(back) = &mut self.back {
-            self.unreclaimed += 1;
-            if self.unreclaimed >= RECLAIM_EVERY {
-                self.unreclaimed = 0;
-                drop_all(back);
-            }
-        }
-    }
-}
-
-/// Drops everything in `back`: on this side, where the messages' memory was made.
-#[cold]
-fn drop_all(back: &mut yring::Consumer<Message>) {
-    if back.fetch() > 0 {
-        while back.pop().is_some() {}
-        back.release();
+        self.tx.push_publish(msg)
     }
 }
 
 /// An inproc receive copies a message of at most this many bytes (all frames together) that
 /// shares a payload with the sender's ([`Frame::is_clone`]: clones of one payload, as a PUB's
-/// fan-out or a sender that keeps its payload makes) into memory of its own, and hands the
-/// sender's back to be dropped by the sending socket.
+/// fan-out or a sender that keeps its payload makes) into memory of its own, and leaves the
+/// sender's in its slot of the pipe: the pipe is a keeping ring (`yring::channel_keeping`), so
+/// the sending socket drops it when it writes that slot next (or the pipe's drop does).
 ///
 /// Otherwise both threads write the payload's reference count, one cache line, for every
 /// message (inproc 128 B: 6.5 M/s against 15-19 with the copy). Copying stops paying at a few
 /// KiB, where the copy costs what the line did. A payload only the message holds is left as
 /// it is: copying it would cost an allocation more than its free on this thread does.
 const LOCAL_COPY_MAX: usize = 1024;
-
-/// A sending socket drops what an inproc peer handed back every this many sends to it (and when
-/// the pipe goes).
-const RECLAIM_EVERY: u32 = 32;
 
 /// One socket's ends of an inproc pipe pair.
 #[derive(Debug)]
@@ -139,10 +109,6 @@ pub(crate) struct InprocEnds {
     pub(crate) tx: yring::Producer<Message>,
     /// Messages from the peer.
     pub(crate) rx: yring::Consumer<Message>,
-    /// Messages from the peer, handed back once copied (see [`LOCAL_COPY_MAX`]).
-    pub(crate) back_tx: yring::Producer<Message>,
-    /// Messages to the peer, handed back by it.
-    pub(crate) back_rx: yring::Consumer<Message>,
 }
 
 impl InprocEnds {
@@ -150,27 +116,12 @@ impl InprocEnds {
     pub(crate) fn pair(a_to_b: usize, b_to_a: usize) -> (Self, Self) {
         // The two sockets' tasks usually run on different threads, and a receiver that
         // sleeps takes a batch when it wakes: the producer publishes with a plain store and
-        // the consumer pays for the barrier when it sleeps (see yring's `Publish`). The rings
-        // that hand messages back are never waited on.
-        let ring = |cap| yring::channel_with(cap, yring::Publish::Store);
+        // the consumer pays for the barrier when it sleeps (see yring's `Publish`). The slots
+        // keep what a receive copied, for the sender to drop (see [`LOCAL_COPY_MAX`]).
+        let ring = |cap| yring::channel_keeping(cap, yring::Publish::Store);
         let (a_tx, b_rx) = ring(a_to_b);
         let (b_tx, a_rx) = ring(b_to_a);
-        let (b_back_tx, a_back_rx) = ring(a_to_b);
-        let (a_back_tx, b_back_rx) = ring(b_to_a);
-        (
-            Self {
-                tx: a_tx,
-                rx: a_rx,
-                back_tx: a_back_tx,
-                back_rx: a_back_rx,
-            },
-            Self {
-                tx: b_tx,
-                rx: b_rx,
-                back_tx: b_back_tx,
-                back_rx: b_back_rx,
-            },
-        )
+        (Self { tx: a_tx, rx: a_rx }, Self { tx: b_tx, rx: b_rx })
     }
 }
 
@@ -181,10 +132,9 @@ pub type MessageWithPeer = (Message, Option<Arc<PeerInfo>>);
 struct InPeer {
     id: PeerId,
     rx: yring::Consumer<Message>,
-    /// Inproc: where received messages go back to the sending socket, to be dropped there
-    /// (see [`LOCAL_COPY_MAX`]). Boxed: a connection's receive reads this peer entry on every
-    /// message, and the smaller entry saves it instructions.
-    back: Option<Box<yring::Producer<Message>>>,
+    /// An inproc peer: `rx` keeps in its slots the small messages that a receive copies (see
+    /// [`LOCAL_COPY_MAX`]).
+    inproc: bool,
     /// The routing id ROUTER prepends to this peer's messages.
     routing_id: Bytes,
     /// What the peer's ZMTP handshake established (`None` for inproc peers).
@@ -226,12 +176,12 @@ struct State {
 
 impl InPeer {
     /// The next fetched message (there must be one). Inproc: a small one is a copy, and the
-    /// sender's goes back to it.
+    /// sender's stays in the pipe for the sender to drop.
     #[inline(always)]
     fn pop_fetched(&mut self) -> Message {
         // Tested apart, so that a connection's message still moves from the slot into the
         // result whole (step 16 of the performance journal).
-        if self.back.is_none() {
+        if !self.inproc {
             return self.rx.pop_fetched();
         }
         self.pop_inproc()
@@ -240,37 +190,34 @@ impl InPeer {
     /// [`pop_fetched`](Self::pop_fetched) of an inproc peer.
     #[inline(never)]
     fn pop_inproc(&mut self) -> Message {
-        let m = self.rx.pop_fetched();
-        match &mut self.back {
-            None => m,
-            Some(back) => localize(back, m),
-        }
+        self.rx.pop_fetched_with(localize)
     }
 }
 
-/// A copy of `m` in memory of this thread's, with `m` handed back through `back`, if `m` is at
-/// most [`LOCAL_COPY_MAX`] bytes and has a frame cloned from one the sender keeps
-/// ([`Frame::is_clone`]); otherwise `m` itself. A payload that only this message holds stays as
-/// it is: its reference count is this thread's alone.
+/// A copy of the message in `slot`, in memory of this thread's, if it is at most
+/// [`LOCAL_COPY_MAX`] bytes and has a frame cloned from one the sender keeps
+/// ([`Frame::is_clone`]); the original stays in the slot. Otherwise the message itself, taken
+/// from the slot. A payload that only this message holds is taken as it is: its reference count
+/// is this thread's alone.
 #[inline]
-fn localize(back: &mut yring::Producer<Message>, m: Message) -> Message {
-    let copy = match m.frames() {
+fn localize(slot: &mut Message) -> Message {
+    match slot.frames() {
         [f] if f.is_clone() && f.len() <= LOCAL_COPY_MAX => {
             Message::single(Frame::copy_from_slice(f))
         }
-        [_] => return m,
-        frames if m.size() <= LOCAL_COPY_MAX && frames.iter().any(Frame::is_clone) => {
+        frames
+            if frames.len() > 1
+                && slot.size() <= LOCAL_COPY_MAX
+                && frames.iter().any(Frame::is_clone) =>
+        {
             let mut copy = Message::new();
             for f in frames {
                 copy.push(Frame::copy_from_slice(f));
             }
             copy
         }
-        _ => return m,
-    };
-    // A full ring drops `m` here.
-    let _ = back.push_publish(m);
-    copy
+        _ => std::mem::take(slot),
+    }
 }
 
 /// The backend's ends of one peer's pipes, handed to an [`Engine`](crate::Engine).
@@ -533,7 +480,6 @@ impl Core {
                 st.rr = idx + 1;
                 // The placeholder needs no drop: forgetting it spares re-reading its tag.
                 std::mem::forget(msg.take());
-                st.out[idx].reclaim();
                 true
             }
             Err(yring::PushError::Full(m) | yring::PushError::Disconnected(m)) => {
@@ -1231,12 +1177,7 @@ impl Core {
         }
         let (out_tx, out_rx) = yring::channel(ring_capacity(self.options.send_hwm));
         let (in_tx, in_rx) = yring::channel(ring_capacity(self.options.recv_hwm));
-        let id = self.attach_locked(
-            &mut st,
-            (out_tx, None),
-            (in_rx, None),
-            PeerLink::Zmtp(cmd_tx),
-        );
+        let id = self.attach_locked(&mut st, out_tx, in_rx, PeerLink::Zmtp(cmd_tx));
         drop(st);
         self.peers_changed();
         Ok(PeerPipes {
@@ -1247,22 +1188,20 @@ impl Core {
         })
     }
 
-    /// Adds a peer: its outgoing pipe with (inproc) the ring its peer hands messages back
-    /// through, and its incoming pipe with the ring we hand them back through.
+    /// Adds a peer: its outgoing and incoming pipes.
     fn attach_locked(
         &self,
         st: &mut State,
-        (tx, back_rx): (yring::Producer<Message>, Option<yring::Consumer<Message>>),
-        (rx, back_tx): (yring::Consumer<Message>, Option<yring::Producer<Message>>),
+        tx: yring::Producer<Message>,
+        rx: yring::Consumer<Message>,
         link: PeerLink,
     ) -> PeerId {
         st.next_id += 1;
         let id = st.next_id;
+        let inproc = matches!(link, PeerLink::Inproc(_));
         st.out.push(OutPeer {
             id,
             tx,
-            back: back_rx,
-            unreclaimed: 0,
             subs: SubscriptionTrie::new(),
             link,
             established: false,
@@ -1270,7 +1209,7 @@ impl Core {
         st.inp.push(InPeer {
             id,
             rx,
-            back: back_tx.map(Box::new),
+            inproc,
             routing_id: Bytes::new(),
             info: None,
         });
@@ -1442,12 +1381,7 @@ impl Core {
         if st.closed {
             return Err(Error::Closed);
         }
-        let id = self.attach_locked(
-            &mut st,
-            (ends.tx, Some(ends.back_rx)),
-            (ends.rx, Some(ends.back_tx)),
-            PeerLink::Inproc(remote),
-        );
+        let id = self.attach_locked(&mut st, ends.tx, ends.rx, PeerLink::Inproc(remote));
         drop(st);
         self.peers_changed();
         Ok(id)
