@@ -70,6 +70,10 @@
 //! that is touched only on the sleep path. The async methods take [`std::task::Context`] wakers
 //! and need no runtime.
 //!
+//! A keeping ring ([`channel_keeping`]) leaves each item in its slot after the consumer is done
+//! with it, for the producer to drop: the consumer reads in place ([`Consumer::pop_with`]), and
+//! the producer drops what the released slots keep in one pass each time it reloads `head`.
+//!
 //! [`publish`]: Producer::publish
 //! [`fetch`]: Consumer::fetch
 #![deny(unsafe_op_in_unsafe_fn)]
