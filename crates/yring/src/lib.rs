@@ -142,10 +142,13 @@ pub fn channel_with<T>(capacity: usize, publish: Publish) -> (Producer<T>, Consu
 }
 
 /// Creates a ring whose slots keep each item after the consumer is done with it: the producer
-/// drops it when it writes that slot next (or the ring's drop does). An item the consumer reads
-/// in place ([`Consumer::pop_with`]) and leaves there is therefore dropped on the producer's
-/// side, in its thread; one it takes ([`Consumer::pop`] and the others) leaves `T::default()`
-/// behind.
+/// drops it the next time it reloads the consumer's position after the consumer released the
+/// slot (at the latest before it writes that slot again), or the ring's drop does. An item the
+/// consumer reads in place ([`Consumer::pop_with`]) and leaves there is therefore dropped on the
+/// producer's side, in its thread; one it takes ([`Consumer::pop`] and the others) leaves
+/// `T::default()` behind. Should `T::default()` panic there, the process aborts (the slot would
+/// otherwise be left empty where an item is expected); should a kept item's drop panic, the
+/// other items of that pass leak.
 ///
 /// For items whose drop is better done by the thread that made them: a reference count that
 /// the producer keeps touching, or memory the producer's allocator would rather get back
@@ -613,16 +616,18 @@ impl<T> Producer<T> {
         if n == 0 || n > self.shared.slots.len() {
             return;
         }
+        // Recorded first: should an item's drop panic, the rest of the pass leaks rather than
+        // being dropped again later.
+        self.shared.cleared.store(target, Ordering::Relaxed);
         for i in 0..n {
             self.shared.slot(cleared.wrapping_add(i)).with_mut(|p| {
                 // SAFETY: the slot of a position in [cleared, tail + slots) holds an item
                 // from the last lap, and one below `cached_head + capacity` (at most
                 // `cached_head + slots`) has been released by the consumer: only the
-                // producer touches it.
+                // producer touches it, and `cleared` now says it is empty.
                 unsafe { (*p).assume_init_drop() }
             });
         }
-        self.shared.cleared.store(target, Ordering::Relaxed);
     }
 
     /// Pushes an item without publishing it: the consumer sees it after [`publish`](Self::publish).
@@ -1500,12 +1505,15 @@ mod tests {
         assert_eq!(rx.fetch_pop(), Err(PopError::Empty));
     }
 
+    /// A drop count, with the thread of the last drop.
+    type Marks = Arc<(AtomicUsize, Mutex<Option<std::thread::ThreadId>>)>;
+
     /// Counts its drops, and records the thread of the last one.
     #[derive(Debug, Default)]
-    struct Counted(Option<Arc<(AtomicUsize, Mutex<Option<std::thread::ThreadId>>)>>);
+    struct Counted(Option<Marks>);
 
     impl Counted {
-        fn new(to: &Arc<(AtomicUsize, Mutex<Option<std::thread::ThreadId>>)>) -> Self {
+        fn new(to: &Marks) -> Self {
             Self(Some(to.clone()))
         }
     }
@@ -1519,7 +1527,7 @@ mod tests {
         }
     }
 
-    fn drops(to: &Arc<(AtomicUsize, Mutex<Option<std::thread::ThreadId>>)>) -> usize {
+    fn drops(to: &Marks) -> usize {
         to.0.load(Ordering::Relaxed)
     }
 
@@ -1544,7 +1552,7 @@ mod tests {
             "the producer's write dropped the item left in the slot"
         );
         tx.push_publish(Counted::new(&to)).unwrap();
-        assert_eq!(drops(&to), 2, "the taken item's slot held the default");
+        assert_eq!(drops(&to), 2);
         assert_eq!(rx.fetch(), 2);
         assert_eq!(rx.pop_with(|c| c.0.is_some()), Some(true));
         assert!(rx.pop_fetched_with(|c| c.0.is_some()));
@@ -1669,6 +1677,57 @@ mod tests {
         assert_eq!(drops(&to), 1);
         drop((tx, rx));
         assert_eq!(drops(&to), 1);
+    }
+
+    #[test]
+    fn keeping_ring_with_more_slots_than_capacity() {
+        // Capacity 3 in 4 slots: the producer's reloads clear up to 3 slots ahead of the
+        // consumer's position, so a kept item outlives up to 3 more pushes.
+        let to = Arc::default();
+        let (mut tx, mut rx) = channel_keeping::<Counted>(3, Publish::Store);
+        for pushed in 1..=20 {
+            tx.push_publish(Counted::new(&to)).unwrap();
+            assert_eq!(rx.fetch(), 1);
+            assert_eq!(rx.pop_with(|c| c.0.is_some()), Some(true));
+            rx.release();
+            let kept = pushed - drops(&to);
+            assert!((1..=4).contains(&kept), "{pushed} pushed, {kept} kept");
+        }
+        drop((tx, rx));
+        assert_eq!(drops(&to), 20);
+    }
+
+    /// Panics when dropped while armed.
+    #[derive(Default)]
+    struct Bomb(Option<Marks>, bool);
+
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            if let Some(to) = &self.0 {
+                to.0.fetch_add(1, Ordering::Relaxed);
+            }
+            if self.1 {
+                panic!("armed");
+            }
+        }
+    }
+
+    #[test]
+    fn keeping_ring_item_whose_drop_panics_is_not_dropped_again() {
+        let to: Marks = Arc::default();
+        let (mut tx, mut rx) = channel_keeping::<Bomb>(1, Publish::Swap);
+        tx.push_publish(Bomb(Some(to.clone()), true)).unwrap();
+        rx.fetch();
+        rx.pop_with(|_| ());
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = tx.push(Bomb(Some(to.clone()), false));
+        }));
+        assert!(r.is_err(), "the kept item's drop panicked");
+        // The kept item, and the one the push carried, dropped with the unwinding.
+        assert_eq!(drops(&to), 2);
+        // The ring's drop does not touch the kept item's slot again.
+        drop((tx, rx));
+        assert_eq!(drops(&to), 2);
     }
 
     #[test]
